@@ -1,0 +1,195 @@
+//! Flags and subcommands of the `bench` binary.
+//!
+//! `bench` alone runs a comparison (the default scenario unless `--scenario`);
+//! `bench load`, `bench agent`, `bench compare` and `bench healthcheck` are tools of
+//! their own; `bench app` and `bench proxy` (hidden) are how the bench re-executes
+//! itself as the app and the proxy, so `cargo run -p bench` needs no other build.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::run::{self, RunOptions};
+use crate::scenario::Scenario;
+
+/// What does a reverse proxy in front of my service cost?
+///
+/// Runs the TinyFish app directly and behind proxies (ours, NGINX, any other), loads
+/// each at the same fixed rates in interleaved rounds, samples every process's CPU
+/// and memory, and reports the proxy's cost with 95% confidence intervals.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version, about, long_about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A tool other than the comparison.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The comparison's flags.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Flags of the comparison run.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML); default: bench/scenarios/default.toml (built in).
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// A short run (about 30 s): one rate, two rounds, short windows.
+    #[arg(long)]
+    pub quick: bool,
+    /// Output directory; default: bench/results/<timestamp>/.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override the scenario's number of rounds.
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<usize>,
+    /// No progress bars (they are also off when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load any URL: open loop at --rate, or closed loop without it.
+    Load(loadgen::Cli),
+    /// A DogStatsD agent: receive, aggregate, serve a JSON snapshot.
+    Agent(agent::Cli),
+    /// What changed between two runs' results.json, with significance.
+    Compare {
+        /// The earlier run's results.json.
+        a: PathBuf,
+        /// The later run's results.json.
+        b: PathBuf,
+    },
+    /// Exit 0 when URL answers 2xx within the timeout (for container healthchecks).
+    Healthcheck {
+        /// http://host:port/path
+        url: String,
+        /// How long to wait.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Run as the TinyFish app (used by the bench itself).
+    #[command(hide = true)]
+    App(app::Cli),
+    /// Run as the TinyFish proxy (used by the bench itself).
+    #[command(hide = true)]
+    Proxy(proxy::Cli),
+}
+
+/// Parses the command line and runs; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid arguments");
+            eprintln!("bench: {}; see 'bench --help'", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let result = match cli.command {
+        None => return compare_run(cli.run),
+        Some(Command::Load(c)) => loadgen::run_cli(c),
+        Some(Command::Agent(c)) => agent::run(c),
+        Some(Command::Compare { a, b }) => compare(&a, &b),
+        Some(Command::Healthcheck { url, timeout }) => crate::healthcheck::check(&url, timeout),
+        Some(Command::App(c)) => app::run(c, telemetry::DatadogEnv::from_process_env()),
+        Some(Command::Proxy(c)) => proxy::run(c, telemetry::DatadogEnv::from_process_env()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn compare(a: &std::path::Path, b: &std::path::Path) -> anyhow::Result<()> {
+    let ra = report::load(a).with_context(|| format!("cannot read {}", a.display()))?;
+    let rb = report::load(b).with_context(|| format!("cannot read {}", b.display()))?;
+    print!("{}", report::compare(&ra, &rb));
+    Ok(())
+}
+
+fn compare_run(args: RunArgs) -> ExitCode {
+    let scenario = match &args.scenario {
+        Some(p) => Scenario::from_file(p),
+        None => Ok(Scenario::default_scenario()),
+    };
+    let mut scenario = match scenario {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(r) = args.rounds {
+        if r == 0 {
+            eprintln!("bench: --rounds: expected at least 1");
+            return ExitCode::from(2);
+        }
+        scenario.rounds = r;
+    }
+    if args.quick {
+        scenario = scenario.quick();
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("bench: cannot find my own executable to start the app and proxy: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled exits at once.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, interrupted.clone());
+        let _ = signal_hook::flag::register(sig, interrupted.clone());
+    }
+    let opts = RunOptions {
+        scenario,
+        scenario_file: args.scenario.clone(),
+        quick: args.quick,
+        out: args.out.clone().unwrap_or_else(run::default_out_dir),
+        exe,
+        progress: !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let (profile, _) = run::build_profile();
+    eprintln!(
+        "bench: scenario {}{}, {} build; writing to {}",
+        opts.scenario.name,
+        if opts.quick { " (quick)" } else { "" },
+        profile,
+        opts.out.display()
+    );
+    match run::run(&opts, interrupted) {
+        Ok(outcome) => {
+            println!("{}", report::terminal_tables(&outcome.results));
+            for f in &outcome.files {
+                println!("wrote {}", f.display());
+            }
+            if outcome.interrupted {
+                eprintln!("bench: interrupted: children stopped, partial results written");
+                ExitCode::from(130)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

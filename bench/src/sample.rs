@@ -1,0 +1,295 @@
+//! Per-process CPU and memory, read from /proc at 10 Hz.
+//!
+//! A [`Target`] is a role (`app`, `proxy`, `loadgen`) and the root pid of a process
+//! tree: NGINX's master and its workers count together, as the Datadog Docker
+//! integration counts a container. CPU is user + system time from
+//! `/proc/PID/stat` (what `docker.cpu.usage` and `top` show); memory is resident
+//! set size from `/proc/PID/status` (`VmRSS`, as `docker.mem.rss`).
+//!
+//! The load generator runs inside the bench process, so its target is the bench's
+//! own pid restricted to the threads whose name starts with `loadgen`.
+//!
+//! The [`Sampler`] records a time series for the report's charts; the exact CPU
+//! over a measured window comes from [`cpu_ticks`] read at the window's edges.
+
+use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Sampling period.
+pub const INTERVAL: Duration = Duration::from_millis(100);
+
+/// What to sample.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `app`, `proxy` or `loadgen`.
+    pub role: String,
+    /// What runs in that role, for the report.
+    pub program: String,
+    /// Root of the process tree.
+    pub pid: u32,
+    /// Only threads whose name starts with this (for the in-process load generator);
+    /// `None`: the whole tree.
+    pub thread_prefix: Option<String>,
+}
+
+/// CPU time of a target in clock ticks, and the tree's RSS.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Reading {
+    /// user + system, clock ticks.
+    pub cpu_ticks: u64,
+    /// Resident set size, bytes (0 for a thread-restricted target).
+    pub rss_bytes: u64,
+    /// Processes counted.
+    pub processes: usize,
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
+pub fn ticks_per_second() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map(|t| t as f64)
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// Reads a target now. A process that has gone reads as zero.
+pub fn read(target: &Target) -> Reading {
+    match &target.thread_prefix {
+        Some(prefix) => Reading {
+            cpu_ticks: thread_ticks(target.pid, prefix),
+            rss_bytes: 0,
+            processes: 1,
+        },
+        None => {
+            let mut r = Reading::default();
+            for pid in tree(target.pid) {
+                if let Some((ticks, _)) = stat(&format!("/proc/{pid}/stat")) {
+                    r.cpu_ticks += ticks;
+                    r.rss_bytes += rss(pid);
+                    r.processes += 1;
+                }
+            }
+            r
+        }
+    }
+}
+
+/// CPU ticks of a target now (see [`read`]).
+pub fn cpu_ticks(target: &Target) -> u64 {
+    read(target).cpu_ticks
+}
+
+/// `(utime + stime, ppid)` from a stat file.
+fn stat(path: &str) -> Option<(u64, u32)> {
+    let s = fs::read_to_string(path).ok()?;
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // rest[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
+    let ppid = f.get(1)?.parse().ok()?;
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime, ppid))
+}
+
+fn rss(pid: u32) -> u64 {
+    let Ok(s) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_ascii_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn thread_ticks(pid: u32, prefix: &str) -> u64 {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut total = 0;
+    for e in dir.flatten() {
+        let tid = e.file_name();
+        let tid = tid.to_string_lossy();
+        let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
+        if comm.trim_end().starts_with(prefix) {
+            total += stat(&format!("/proc/{pid}/task/{tid}/stat")).map_or(0, |(t, _)| t);
+        }
+    }
+    total
+}
+
+/// `root` and all its descendants.
+pub fn tree(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Some((_, ppid)) = stat(&format!("/proc/{pid}/stat")) {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out
+}
+
+/// One sample of one target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// When.
+    pub at: Instant,
+    /// The reading.
+    pub reading: Reading,
+}
+
+/// A background thread sampling targets every [`INTERVAL`].
+#[derive(Debug)]
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    series: Arc<Mutex<Vec<Vec<Point>>>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Starts sampling `targets`; series are indexed like `targets`.
+    pub fn start(targets: Vec<Target>) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let series = Arc::new(Mutex::new(vec![Vec::new(); targets.len()]));
+        let (s, d) = (stop.clone(), series.clone());
+        let handle = thread::Builder::new()
+            .name("sampler".into())
+            .spawn(move || {
+                let mut next = Instant::now();
+                while !s.load(Ordering::Relaxed) {
+                    let now = Instant::now();
+                    let points: Vec<Point> = targets
+                        .iter()
+                        .map(|t| Point {
+                            at: now,
+                            reading: read(t),
+                        })
+                        .collect();
+                    {
+                        let mut d = d.lock().unwrap_or_else(|p| p.into_inner());
+                        for (i, p) in points.into_iter().enumerate() {
+                            d[i].push(p);
+                        }
+                    }
+                    next += INTERVAL;
+                    let now = Instant::now();
+                    if next > now {
+                        thread::sleep(next - now);
+                    } else {
+                        next = now;
+                    }
+                }
+            })
+            .ok();
+        Sampler { stop, series, handle }
+    }
+
+    /// Stops and returns the series, one per target.
+    pub fn finish(mut self) -> Vec<Vec<Point>> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        std::mem::take(&mut *self.series.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_process_and_sees_cpu_grow() {
+        let me = Target {
+            role: "self".into(),
+            program: "test".into(),
+            pid: std::process::id(),
+            thread_prefix: None,
+        };
+        let a = read(&me);
+        assert!(a.rss_bytes > 0 && a.processes >= 1, "{a:?}");
+        let t0 = Instant::now();
+        let mut x = 0u64;
+        while t0.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let b = read(&me);
+        assert!(b.cpu_ticks > a.cpu_ticks, "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn tree_includes_children() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let t = tree(std::process::id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(t.contains(&child.id()), "{t:?}");
+    }
+
+    #[test]
+    fn thread_filter_counts_only_named_threads() {
+        let h = thread::Builder::new()
+            .name("loadgen-test".into())
+            .spawn(|| {
+                let t0 = Instant::now();
+                let mut x = 0u64;
+                while t0.elapsed() < Duration::from_millis(300) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                }
+                x
+            })
+            .unwrap();
+        let target = Target {
+            role: "loadgen".into(),
+            program: "bench".into(),
+            pid: std::process::id(),
+            thread_prefix: Some("loadgen-test".into()),
+        };
+        thread::sleep(Duration::from_millis(250));
+        let during = cpu_ticks(&target);
+        h.join().unwrap();
+        assert!(during > 0, "the spinning thread should have CPU time");
+        let none = Target {
+            thread_prefix: Some("no-such-thread".into()),
+            ..target
+        };
+        assert_eq!(cpu_ticks(&none), 0);
+    }
+
+    #[test]
+    fn sampler_collects_points() {
+        let s = Sampler::start(vec![Target {
+            role: "self".into(),
+            program: "t".into(),
+            pid: std::process::id(),
+            thread_prefix: None,
+        }]);
+        thread::sleep(Duration::from_millis(350));
+        let series = s.finish();
+        assert_eq!(series.len(), 1);
+        assert!(series[0].len() >= 2, "{}", series[0].len());
+    }
+}

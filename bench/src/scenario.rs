@@ -1,0 +1,470 @@
+//! Scenario files: what to run, how hard, how long and how often.
+//!
+//! A scenario is TOML (see `bench/scenarios/default.toml` for every key with its
+//! meaning). It is parsed with `deny_unknown_fields` and validated once, before any
+//! process starts; every error names the file and the key path.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// The default scenario, compiled in so `cargo run -p bench` works from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../scenarios/default.toml");
+
+/// A whole scenario.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in reports.
+    pub name: String,
+    /// One line for the report.
+    #[serde(default)]
+    pub description: String,
+    /// Seed for the trial order and the bootstrap, so a run can be repeated.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Rounds of interleaved trials (at least 2 for a confidence interval; 3+ advised).
+    pub rounds: usize,
+    /// Fixed rates: absolute (`2000`) or a share of the slowest topology's capacity (`"50%"`).
+    pub rates: Vec<Rate>,
+    /// The request every connection sends.
+    #[serde(default)]
+    pub request: RequestSpec,
+    /// The fixed-rate trials.
+    pub load: LoadSettings,
+    /// The closed-loop capacity probe.
+    #[serde(default)]
+    pub capacity: CapacitySettings,
+    /// The app's settings.
+    #[serde(default)]
+    pub app: WorkerSettings,
+    /// The proxies' settings (ours, NGINX and external proxies get the same worker count).
+    #[serde(default)]
+    pub proxy: WorkerSettings,
+    /// Topologies in order; the first is the baseline the others are compared with.
+    #[serde(rename = "topology")]
+    pub topologies: Vec<TopologySpec>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// A target rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Requests per second.
+    Absolute(f64),
+    /// Percent of the slowest topology's closed-loop capacity.
+    Percent(f64),
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rate::Absolute(r) => write!(f, "{r} req/s"),
+            Rate::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Rate::Absolute(r) => s.serialize_f64(*r),
+            Rate::Percent(p) => s.serialize_str(&format!("{p}%")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Rate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of requests per second or a percentage of capacity like \"50%\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Rate, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Rate, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Rate, E> {
+                Ok(Rate::Absolute(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Rate, E> {
+                let bad = || {
+                    E::custom(format!(
+                        "expected a number of requests per second or a percentage like \"50%\", got {v:?}"
+                    ))
+                };
+                let p = v.trim().strip_suffix('%').ok_or_else(bad)?;
+                p.trim().parse::<f64>().map(Rate::Percent).map_err(|_| bad())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The request the load generator sends.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestSpec {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query, e.g. `/` or `/work?cpu_us=50&bytes=4096`.
+    pub path: String,
+    /// Request body size in bytes (sent with Content-Length; use POST /echo to echo it).
+    pub body_bytes: usize,
+}
+
+impl Default for RequestSpec {
+    fn default() -> Self {
+        RequestSpec {
+            method: "GET".into(),
+            path: "/".into(),
+            body_bytes: 0,
+        }
+    }
+}
+
+/// Fixed-rate trial settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSettings {
+    /// Keep-alive connections.
+    pub connections: usize,
+    /// Load generator threads.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// Warm-up before each measured window (not recorded, not sampled).
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+    /// The measured window.
+    #[serde(with = "humantime_serde")]
+    pub measure: Duration,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Closed-loop capacity probe settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CapacitySettings {
+    /// Connections (each sends back to back).
+    pub connections: usize,
+    /// Warm-up before measuring.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+    /// Measured window per topology.
+    #[serde(with = "humantime_serde")]
+    pub measure: Duration,
+}
+
+impl Default for CapacitySettings {
+    fn default() -> Self {
+        CapacitySettings {
+            connections: 32,
+            warmup: Duration::from_millis(500),
+            measure: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Worker threads of a server role.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Worker threads (NGINX: `worker_processes`).
+    pub threads: usize,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings { threads: 1 }
+    }
+}
+
+/// What kind of topology.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TopologyKind {
+    /// The app alone.
+    Direct,
+    /// The app behind our proxy.
+    Proxied,
+    /// The app behind NGINX (Debian's nginx, process mode, `deploy/nginx/nginx.conf`).
+    Nginx,
+    /// The app behind any proxy started from a command template.
+    External,
+}
+
+/// One topology of the comparison.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySpec {
+    /// Name in reports (`direct`, `proxied`, `nginx`, `haproxy`, …).
+    pub name: String,
+    /// Kind.
+    pub kind: TopologyKind,
+    /// Skip with a message (instead of failing) when the program is not installed.
+    #[serde(default)]
+    pub optional: bool,
+    /// External: the command, with `{listen}`, `{upstream}`, `{threads}` and `{config}`
+    /// placeholders (`{config}` is the rendered `config_template`).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// External: a config file template rendered to a temporary file for `{config}`.
+    #[serde(default)]
+    pub config_template: Option<PathBuf>,
+    /// External: how long to wait for the listen port to answer.
+    #[serde(default = "default_ready_timeout", with = "humantime_serde")]
+    pub ready_timeout: Duration,
+}
+
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// A scenario that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the scenario: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file.
+        origin: String,
+        /// toml's message, which names the key and line.
+        message: String,
+    },
+    /// A value that parses but cannot be run.
+    #[error("{origin}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        origin: String,
+        /// Key path such as `rates[2]`.
+        key: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The built-in default scenario.
+    pub fn default_scenario() -> Scenario {
+        Self::from_toml(DEFAULT_TOML, "bench/scenarios/default.toml")
+            .expect("the built-in default scenario is valid (tested)")
+    }
+
+    /// Parses and validates scenario TOML; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        s.validate(origin)?;
+        Ok(s)
+    }
+
+    /// Checks what types cannot: ranges, names, templates.
+    pub fn validate(&self, origin: &str) -> Result<(), ScenarioError> {
+        let bad = |key: String, message: String| {
+            Err(ScenarioError::Invalid {
+                origin: origin.to_owned(),
+                key,
+                message,
+            })
+        };
+        if self.rounds == 0 || self.rounds > 1000 {
+            return bad("rounds".into(), format!("expected 1 to 1000 rounds, got {}", self.rounds));
+        }
+        if self.rates.is_empty() {
+            return bad("rates".into(), "give at least one rate, e.g. rates = [\"50%\"]".into());
+        }
+        for (i, r) in self.rates.iter().enumerate() {
+            match *r {
+                Rate::Absolute(v) if !(v.is_finite() && v > 0.0 && v <= 10_000_000.0) => {
+                    return bad(format!("rates[{i}]"), format!("expected a rate from 1 to 10000000 req/s, got {v}"));
+                }
+                Rate::Percent(p) if !(p.is_finite() && p > 0.0 && p <= 100.0) => {
+                    return bad(format!("rates[{i}]"), format!("expected a percentage of capacity above 0% and at most 100%, got {p}%"));
+                }
+                _ => {}
+            }
+        }
+        if !self.request.path.starts_with('/') {
+            return bad("request.path".into(), format!("expected a path starting with /, got {:?}", self.request.path));
+        }
+        if self.request.method.is_empty() || !self.request.method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return bad("request.method".into(), format!("expected an HTTP method such as GET or POST, got {:?}", self.request.method));
+        }
+        if self.request.body_bytes > 16 * 1024 * 1024 {
+            return bad("request.body_bytes".into(), "expected at most 16 MiB".into());
+        }
+        for (key, n, max) in [
+            ("load.connections", self.load.connections, 10_000),
+            ("load.threads", self.load.threads, 64),
+            ("capacity.connections", self.capacity.connections, 10_000),
+            ("app.threads", self.app.threads, 256),
+            ("proxy.threads", self.proxy.threads, 256),
+        ] {
+            if n == 0 || n > max {
+                return bad(key.into(), format!("expected 1 to {max}, got {n}"));
+            }
+        }
+        for (key, d) in [
+            ("load.measure", self.load.measure),
+            ("capacity.measure", self.capacity.measure),
+        ] {
+            if d < Duration::from_millis(200) || d > Duration::from_secs(3600) {
+                return bad(key.into(), format!("expected a window from 200ms to 1h, got {}", humantime::format_duration(d)));
+            }
+        }
+        if self.topologies.is_empty() {
+            return bad("topology".into(), "add at least one [[topology]]".into());
+        }
+        for (i, t) in self.topologies.iter().enumerate() {
+            let key = |k: &str| format!("topology[{i}].{k}");
+            if t.name.is_empty() || !t.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return bad(key("name"), format!("expected letters, digits, - or _, got {:?}", t.name));
+            }
+            if self.topologies[..i].iter().any(|o| o.name == t.name) {
+                return bad(key("name"), format!("{:?} is used twice; names must be unique", t.name));
+            }
+            match (t.kind, &t.command) {
+                (TopologyKind::External, None) => {
+                    return bad(key("command"), "an external topology needs a command template with {listen} and {upstream} (or {config})".into());
+                }
+                (TopologyKind::External, Some(c)) => {
+                    let has_cfg = c.contains("{config}");
+                    if has_cfg != t.config_template.is_some() {
+                        return bad(key("command"), "use {config} in the command exactly when config_template is set".into());
+                    }
+                    if !has_cfg && !(c.contains("{listen}") && c.contains("{upstream}")) {
+                        return bad(key("command"), "the command must contain {listen} and {upstream} (or {config} with a config_template that does)".into());
+                    }
+                }
+                (_, Some(_)) => {
+                    return bad(key("command"), "only external topologies take a command".into());
+                }
+                _ => {}
+            }
+        }
+        if self.topologies.iter().filter(|t| t.kind == TopologyKind::Direct).count() != 1
+            || self.topologies[0].kind != TopologyKind::Direct
+        {
+            return bad("topology[0]".into(), "the first topology must be the one kind = \"direct\" (the baseline)".into());
+        }
+        Ok(())
+    }
+
+    /// The `--quick` variant: same topologies and request, fewer and shorter trials
+    /// (one rate, at 50% of capacity when the scenario uses percentages; two rounds).
+    pub fn quick(mut self) -> Scenario {
+        self.rounds = 2;
+        let mid = self.rates[self.rates.len() / 2];
+        self.rates = vec![mid];
+        self.load.warmup = Duration::from_millis(300);
+        self.load.measure = Duration::from_millis(1500);
+        self.capacity.warmup = Duration::from_millis(200);
+        self.capacity.measure = Duration::from_millis(1000);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_scenario_is_valid_and_round_trips() {
+        let s = Scenario::default_scenario();
+        assert_eq!(s.topologies[0].kind, TopologyKind::Direct);
+        let text = toml::to_string(&s).unwrap();
+        let back = Scenario::from_toml(&text, "round-trip").unwrap();
+        assert_eq!(s, back);
+    }
+
+    #[test]
+    fn scenario_files_in_the_repo_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                Scenario::from_file(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 1);
+    }
+
+    fn with(replace: &str, by: &str) -> Result<Scenario, ScenarioError> {
+        assert!(DEFAULT_TOML.contains(replace), "{replace}");
+        Scenario::from_toml(&DEFAULT_TOML.replacen(replace, by, 1), "s.toml")
+    }
+
+    #[test]
+    fn a_bad_rate_names_its_index() {
+        let e = with("rates = [", "rates = [\"fast\", ").unwrap_err().to_string();
+        assert!(e.contains("s.toml") && e.contains("fast") && e.contains("percentage"), "{e}");
+        let e = with("rates = [", "rates = [\"150%\", ").unwrap_err().to_string();
+        assert!(e.contains("rates[0]"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let e = with("[load]", "[load]\nconections = 3").unwrap_err().to_string();
+        assert!(e.contains("conections"), "{e}");
+    }
+
+    #[test]
+    fn bad_durations_and_counts() {
+        let e = with("rounds = ", "rounds = 0 #").unwrap_err().to_string();
+        assert!(e.contains("rounds"), "{e}");
+        let e = with("measure = \"", "measure = \"1 fortnight\" #").unwrap_err().to_string();
+        assert!(e.contains("measure"), "{e}");
+    }
+
+    #[test]
+    fn external_needs_placeholders() {
+        let e = with(
+            "kind = \"proxied\"",
+            "kind = \"proxied\"\n\n[[topology]]\nname = \"x\"\nkind = \"external\"\ncommand = \"x --port 1\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("topology[") && e.contains("{listen}"), "{e}");
+    }
+
+    #[test]
+    fn quick_shortens() {
+        let q = Scenario::default_scenario().quick();
+        assert_eq!(q.rates.len(), 1);
+        assert_eq!(q.rounds, 2);
+    }
+}

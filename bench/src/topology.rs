@@ -1,0 +1,317 @@
+//! Bringing one topology up and down as local processes.
+//!
+//! - `direct`: the app (the bench re-executed as `bench app`);
+//! - `proxied`: the app and our proxy (`bench proxy`) in front of it;
+//! - `nginx`: the app and Debian's nginx, configured from `deploy/nginx/nginx.conf`;
+//! - `external`: the app and any proxy started from a command template.
+//!
+//! Everything listens on 127.0.0.1. The app and our proxy bind port 0 and print the
+//! address they got; nginx and external proxies get a port the bench found free, and
+//! are ready when that port accepts connections.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::child::{Child, ChildError};
+use crate::sample::Target;
+use crate::scenario::{TopologyKind, TopologySpec};
+
+/// The NGINX configuration template, compiled in so the bench runs from any directory.
+pub const NGINX_CONF: &str = include_str!("../../deploy/nginx/nginx.conf");
+
+/// How long a child may take to become ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What every topology needs to know to start.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The bench's own executable, re-executed as `app` and `proxy`.
+    pub exe: PathBuf,
+    /// The embedded agent's DogStatsD address.
+    pub agent: Option<SocketAddr>,
+    /// App worker threads.
+    pub app_threads: usize,
+    /// Proxy worker threads (ours, nginx's workers, an external proxy's `{threads}`).
+    pub proxy_threads: usize,
+    /// Where nginx and external proxies put their files (a temporary directory).
+    pub scratch: PathBuf,
+    /// DD_ENV tag for the children.
+    pub dd_env: String,
+}
+
+/// Why a topology could not be brought up.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// A child failed.
+    #[error(transparent)]
+    Child(#[from] ChildError),
+    /// A program the topology needs is not installed.
+    #[error("{topology}: {program} is not installed ({hint})")]
+    Missing {
+        /// Topology name.
+        topology: String,
+        /// The program.
+        program: String,
+        /// How to install it.
+        hint: String,
+    },
+    /// Files for the child could not be written.
+    #[error("{topology}: {what}: {source}")]
+    Io {
+        /// Topology name.
+        topology: String,
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// A topology that is up.
+#[derive(Debug)]
+pub struct Running {
+    /// Topology name.
+    pub name: String,
+    /// Where the load goes.
+    pub entry: SocketAddr,
+    /// Children, app first; stopped in reverse order on drop.
+    children: Vec<(String, String, Child)>,
+}
+
+impl Running {
+    /// Sampling targets, one per role.
+    pub fn targets(&self) -> Vec<Target> {
+        self.children
+            .iter()
+            .map(|(role, program, c)| Target {
+                role: role.clone(),
+                program: program.clone(),
+                pid: c.pid(),
+                thread_prefix: None,
+            })
+            .collect()
+    }
+
+    /// An error naming the first child that has exited, with its last output.
+    pub fn check_alive(&mut self, when: &str) -> Result<(), ChildError> {
+        for (_, _, c) in &mut self.children {
+            c.check_alive(when)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the children, front (proxy) first.
+    pub fn down(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        while let Some((_, _, mut c)) = self.children.pop() {
+            c.stop(Duration::from_secs(3));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Where a program is, or `None`: `PATH`, then the sbin directories Debian uses.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The first program of a command template.
+pub fn command_program(command: &str) -> &str {
+    command.split_whitespace().next().unwrap_or("")
+}
+
+/// nginx's version line, if installed.
+pub fn nginx_version() -> Option<String> {
+    let nginx = find_program("nginx")?;
+    let out = Command::new(nginx).arg("-v").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .next()
+        .and_then(|l| l.split_once("nginx/"))
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// Whether a topology's programs are installed; the install hint when not.
+pub fn availability(spec: &TopologySpec) -> Result<(), TopologyError> {
+    let (program, hint) = match spec.kind {
+        TopologyKind::Direct | TopologyKind::Proxied => return Ok(()),
+        TopologyKind::Nginx => (
+            "nginx".to_owned(),
+            "install it with `sudo apt-get install nginx-light` (or nginx), or `brew install nginx`; scripts/setup does it".to_owned(),
+        ),
+        TopologyKind::External => (
+            command_program(spec.command.as_deref().unwrap_or("")).to_owned(),
+            "install it, or fix the topology's command".to_owned(),
+        ),
+    };
+    match find_program(&program) {
+        Some(_) => Ok(()),
+        None => Err(TopologyError::Missing {
+            topology: spec.name.clone(),
+            program,
+            hint,
+        }),
+    }
+}
+
+/// Starts a topology and waits until it is ready.
+pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
+    let mut running = Running {
+        name: spec.name.clone(),
+        entry: SocketAddr::from(([127, 0, 0, 1], 0)),
+        children: Vec::new(),
+    };
+    let mut app = Child::spawn("app", self_command(env, "app", "tinyfish-app"), Signal::SIGKILL)?;
+    let app_addr = app.wait_listening(READY_TIMEOUT)?;
+    running.children.push(("app".into(), "tinyfish-app".into(), app));
+    running.entry = app_addr;
+    match spec.kind {
+        TopologyKind::Direct => {}
+        TopologyKind::Proxied => {
+            let mut cmd = self_command(env, "proxy", "tinyfish-proxy");
+            cmd.args(["--upstream", &app_addr.to_string()]);
+            let mut proxy = Child::spawn("proxy", cmd, Signal::SIGKILL)?;
+            running.entry = proxy.wait_listening(READY_TIMEOUT)?;
+            running.children.push(("proxy".into(), "tinyfish-proxy".into(), proxy));
+        }
+        TopologyKind::Nginx => {
+            availability(spec)?;
+            let nginx = find_program("nginx").unwrap_or_else(|| "nginx".into());
+            let (child, addr) = start_templated(spec, env, app_addr, NGINX_CONF, |dir, conf| {
+                let mut c = Command::new(&nginx);
+                c.arg("-p").arg(dir).arg("-c").arg(conf).args(["-e", "stderr"]);
+                c
+            })?;
+            running.entry = addr;
+            running.children.push(("proxy".into(), "nginx".into(), child));
+        }
+        TopologyKind::External => {
+            availability(spec)?;
+            let command = spec.command.clone().unwrap_or_default();
+            let template = match &spec.config_template {
+                Some(p) => std::fs::read_to_string(p).map_err(|source| TopologyError::Io {
+                    topology: spec.name.clone(),
+                    what: format!("cannot read config_template {}", p.display()),
+                    source,
+                })?,
+                None => String::new(),
+            };
+            let program = command_program(&command).to_owned();
+            let (child, addr) = start_templated(spec, env, app_addr, &template, |_dir, conf| {
+                let mut c = Command::new("/bin/sh");
+                let rendered = command.replace("{config}", &conf.display().to_string());
+                c.arg("-c").arg(format!("exec {rendered}"));
+                c
+            })?;
+            // `{listen}` and `{upstream}` in the command itself.
+            running.entry = addr;
+            running.children.push(("proxy".into(), program, child));
+        }
+    }
+    Ok(running)
+}
+
+/// The bench binary re-executed as `role` (`app` or `proxy`), on 127.0.0.1:0.
+fn self_command(env: &Env, role: &str, service: &str) -> Command {
+    let threads = if role == "app" { env.app_threads } else { env.proxy_threads };
+    let mut c = Command::new(&env.exe);
+    c.arg(role)
+        .args(["--listen", "127.0.0.1:0", "--threads", &threads.to_string()])
+        .env("DD_SERVICE", service)
+        .env("DD_ENV", &env.dd_env)
+        .env("DD_VERSION", env!("CARGO_PKG_VERSION"))
+        .env_remove("DD_DOGSTATSD_URL");
+    match env.agent {
+        Some(a) => {
+            c.env("DD_AGENT_HOST", a.ip().to_string())
+                .env("DD_DOGSTATSD_PORT", a.port().to_string());
+        }
+        None => {
+            c.env_remove("DD_AGENT_HOST");
+        }
+    }
+    c
+}
+
+/// Renders `template` (placeholders `{threads}`, `{listen}`, `{upstream}`, `{prefix}`)
+/// into a fresh directory, starts the command, and waits for its port. A port found
+/// free can be taken by someone else before the child binds it; that is retried.
+fn start_templated(
+    spec: &TopologySpec,
+    env: &Env,
+    upstream: SocketAddr,
+    template: &str,
+    command: impl Fn(&Path, &Path) -> Command,
+) -> Result<(Child, SocketAddr), TopologyError> {
+    let io = |what: String| {
+        let topology = spec.name.clone();
+        move |source| TopologyError::Io {
+            topology,
+            what,
+            source,
+        }
+    };
+    let mut last_err = None;
+    for attempt in 0..3 {
+        let dir = env.scratch.join(format!("{}-{}", spec.name, attempt));
+        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let listen = free_port().map_err(io("cannot find a free port on 127.0.0.1".into()))?;
+        let render = |s: &str| {
+            s.replace("{threads}", &env.proxy_threads.to_string())
+                .replace("{listen}", &listen.to_string())
+                .replace("{upstream}", &upstream.to_string())
+                .replace("{prefix}", &dir.display().to_string())
+        };
+        let conf = dir.join("proxy.conf");
+        std::fs::write(&conf, render(template)).map_err(io(format!("cannot write {}", conf.display())))?;
+        let mut cmd = command(&dir, &conf);
+        // Render placeholders in the arguments too (external commands).
+        let program = cmd.get_program().to_owned();
+        let args: Vec<String> = cmd.get_args().map(|a| render(&a.to_string_lossy())).collect();
+        let mut rendered = Command::new(program);
+        rendered.args(args).current_dir(&dir);
+        cmd = rendered;
+        let mut child = Child::spawn(&spec.name, cmd, Signal::SIGTERM)?;
+        match child.wait_port(listen, spec.ready_timeout.max(Duration::from_secs(1))) {
+            Ok(()) => return Ok((child, listen)),
+            Err(e) => {
+                let in_use = e.to_string().contains("Address already in use");
+                last_err = Some(e);
+                if !in_use {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last_err.map(TopologyError::from).unwrap_or_else(|| TopologyError::Io {
+        topology: spec.name.clone(),
+        what: "cannot start".into(),
+        source: std::io::Error::other("no attempt made"),
+    }))
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> std::io::Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    l.local_addr()
+}

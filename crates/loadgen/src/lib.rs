@@ -1,0 +1,58 @@
+//! An HTTP/1.1 load generator for measuring servers and proxies honestly.
+//!
+//! Two ways to load a server over `connections` keep-alive connections:
+//!
+//! - **Open loop** ([`Mode::Open`]): requests are sent on a fixed schedule (per connection,
+//!   staggered, like wrk2) whatever the server does, and each latency is measured from the
+//!   request's *intended* send time, so a server that stalls is charged for every request it
+//!   held up (coordinated omission corrected). The uncorrected latency (from the actual send)
+//!   is kept beside it. Late and dropped sends are counted, and a run that did not achieve
+//!   99 % of its target rate says so ([`LoadReport::rate_held`]).
+//! - **Closed loop** ([`Mode::Closed`]): each connection sends as soon as its previous
+//!   response is complete; this measures capacity.
+//!
+//! The client is lean so that it is not the bottleneck: raw tokio TCP, the request serialised
+//! once, responses parsed with `httparse` in a reused buffer, no allocation per request.
+//! Latencies go into nanosecond HdrHistograms; statuses and errors are counted by kind; the
+//! load generator reports its own CPU.
+//!
+//! Layout, one concept per module:
+//!
+//! - [`spec`]: what to load ([`LoadSpec`], [`Mode`], URL parsing, the request bytes)
+//! - `parse`: incremental HTTP/1.x response parser (content-length, chunked, close)
+//! - `connection`: one keep-alive client connection
+//! - [`schedule`]: open-loop schedules and precise pacing (timerfd)
+//! - `runner`: worker threads, the open and closed loops, [`run`]
+//! - [`report`]: [`LoadReport`], latency summaries, timeline, percentile spectrum
+//! - `cpu`: the load generator's own CPU ([`CpuUsage`])
+//! - `live`: progress counters for a caller's progress bar ([`Live`])
+//! - [`cli`]: `bench load` flags ([`Cli`]) and [`run_cli`], which prints a table and JSON
+//!
+//! ```no_run
+//! let mut spec = loadgen::LoadSpec::from_url("http://127.0.0.1:8080/")?;
+//! spec.mode = loadgen::Mode::Open { rate: 1000.0 };
+//! let report = loadgen::run(&spec, &loadgen::Live::new())?;
+//! println!("p99 {} µs, rate held: {}", report.latency_us.p99, report.rate_held);
+//! # Ok::<(), loadgen::LoadError>(())
+//! ```
+
+pub mod cli;
+mod connection;
+mod cpu;
+mod error;
+mod live;
+mod parse;
+pub mod report;
+mod runner;
+pub mod schedule;
+pub mod spec;
+
+pub use cli::{run_cli, Cli};
+pub use cpu::CpuUsage;
+pub use error::{ErrorKind, LoadError};
+pub use live::{Live, LiveSnapshot, Phase};
+pub use parse::{ParseError, ResponseParser};
+pub use report::{percentile_spectrum, LatencySummary, LatencyUs, LoadReport, TimelinePoint};
+pub use runner::run;
+pub use schedule::LATE_THRESHOLD;
+pub use spec::{parse_url, HttpTarget, LoadSpec, Mode};

@@ -1,0 +1,361 @@
+//! What a run measured: the per-thread [`Recorder`] on the hot path, and the merged
+//! [`LoadReport`] (serialisable) with latency summaries and helpers for charts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::{Serialize, Serializer};
+
+use crate::cpu::CpuUsage;
+use crate::error::ErrorKind;
+
+/// Width of one [`TimelinePoint`] bucket.
+pub const TIMELINE_BUCKET: Duration = Duration::from_millis(100);
+
+/// Highest latency the histograms track exactly (larger values are clamped): 1 hour in ns.
+const HIST_MAX_NS: u64 = 3_600_000_000_000;
+
+/// A new latency histogram: nanoseconds, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_NS, 3).expect("static histogram bounds are valid")
+}
+
+/// Counts of one 100 ms slice of the measured window, by completion time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TimelinePoint {
+    /// Start of the slice, seconds into the measured window.
+    pub t_s: f64,
+    /// Responses completed in the slice.
+    pub completed: u64,
+    /// Requests that failed in the slice.
+    pub errors: u64,
+}
+
+/// Latency percentiles in µs, the shape the bench's JSON uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencyUs {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+impl LatencyUs {
+    /// Summarises a nanosecond histogram.
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        LatencyUs {
+            p50: pct_us(h, 50.0),
+            p90: pct_us(h, 90.0),
+            p99: pct_us(h, 99.0),
+            p999: pct_us(h, 99.9),
+            max: ns_to_us(h.max()),
+        }
+    }
+}
+
+/// How a nanosecond histogram is written in JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Number of recorded latencies.
+    pub count: u64,
+    /// Mean, µs.
+    pub mean_us: f64,
+    /// Median, µs.
+    pub p50_us: f64,
+    /// 90th percentile, µs.
+    pub p90_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile, µs.
+    pub p999_us: f64,
+    /// Maximum, µs.
+    pub max_us: f64,
+}
+
+impl LatencySummary {
+    /// Summarises a nanosecond histogram.
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        let l = LatencyUs::from_histogram(h);
+        LatencySummary {
+            count: h.len(),
+            mean_us: if h.is_empty() { 0.0 } else { h.mean() / 1e3 },
+            p50_us: l.p50,
+            p90_us: l.p90,
+            p99_us: l.p99,
+            p999_us: l.p999,
+            max_us: l.max,
+        }
+    }
+}
+
+fn ns_to_us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+fn pct_us(h: &Histogram<u64>, p: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        ns_to_us(h.value_at_quantile(p / 100.0))
+    }
+}
+
+fn summarise<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
+    LatencySummary::from_histogram(h).serialize(s)
+}
+
+/// Percentiles at which [`percentile_spectrum`] samples a histogram.
+pub const SPECTRUM_PERCENTILES: [f64; 9] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99, 100.0];
+
+/// (percentile, latency in µs) points of a nanosecond histogram, for latency-spectrum charts.
+pub fn percentile_spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    SPECTRUM_PERCENTILES
+        .iter()
+        .map(|&p| {
+            let us = if p >= 100.0 {
+                ns_to_us(h.max())
+            } else {
+                pct_us(h, p)
+            };
+            (p, us)
+        })
+        .collect()
+}
+
+/// Everything one run measured. `Serialize` writes histograms as [`LatencySummary`].
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// `"open"` or `"closed"`.
+    pub mode: &'static str,
+    /// Connections used.
+    pub connections: usize,
+    /// Worker threads used.
+    pub threads: usize,
+    /// Open loop: the target rate; closed loop: none.
+    pub target_rps: Option<f64>,
+    /// Completed responses per second over the measured window.
+    pub achieved_rps: f64,
+    /// Requests sent in the measured window (open loop: intended in the window).
+    pub sent: u64,
+    /// Responses received for those requests (any status).
+    pub completed: u64,
+    /// Length of the measured window, seconds.
+    pub duration_s: f64,
+    /// Latency in ns. Open loop: from the intended send time (coordinated omission
+    /// corrected, as wrk2 does). Closed loop: from the actual send time.
+    #[serde(serialize_with = "summarise")]
+    pub latency: Histogram<u64>,
+    /// Latency in ns from the actual send time (what a naive client reports). In closed loop
+    /// identical to `latency`.
+    #[serde(serialize_with = "summarise")]
+    pub latency_uncorrected: Histogram<u64>,
+    /// `latency` summarised in µs: {p50, p90, p99, p999, max}.
+    pub latency_us: LatencyUs,
+    /// Responses by status code.
+    pub status_counts: BTreeMap<u16, u64>,
+    /// Failed requests by kind (`connect_refused`, `reset`, `closed`, `timeout`, `parse`, …).
+    pub errors: BTreeMap<String, u64>,
+    /// Open loop: sends issued more than 1 ms ([`LATE_THRESHOLD`](crate::LATE_THRESHOLD))
+    /// after their intended time. Their latency still counts from the intended time.
+    pub late_sends: u64,
+    /// Open loop: intended sends in the window never issued (the connection was still busy
+    /// when the window ended).
+    pub dropped_sends: u64,
+    /// Requests still in flight when the drain after the window ran out (not errors).
+    pub abandoned: u64,
+    /// Connections re-established (after `Connection: close` or an error).
+    pub reconnects: u64,
+    /// Open loop: whether the achieved rate was within 1 % of the target. Always true in
+    /// closed loop.
+    pub rate_held: bool,
+    /// Why the rate was not held (or a warning about the load generator itself).
+    pub rate_note: Option<String>,
+    /// Completed and failed requests per 100 ms of the measured window.
+    pub timeline: Vec<TimelinePoint>,
+    /// The load generator's own CPU over the measured window.
+    pub cpu: CpuUsage,
+}
+
+impl LoadReport {
+    /// (percentile, µs) points of the corrected latency for charts.
+    pub fn percentile_spectrum(&self) -> Vec<(f64, f64)> {
+        percentile_spectrum(&self.latency)
+    }
+
+    /// Failed requests of all kinds.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// Per-thread counters and histograms written on the hot path (no allocation, no atomics).
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    pub corrected: Histogram<u64>,
+    pub uncorrected: Histogram<u64>,
+    pub status: Box<[u64; 600]>,
+    pub errors: [u64; ErrorKind::COUNT],
+    pub sent: u64,
+    pub completed: u64,
+    pub late: u64,
+    pub dropped: u64,
+    pub abandoned: u64,
+    pub reconnects: u64,
+    pub timeline: Vec<[u64; 2]>,
+}
+
+impl Recorder {
+    pub fn new(window: Duration) -> Self {
+        let buckets = window
+            .as_nanos()
+            .div_ceil(TIMELINE_BUCKET.as_nanos())
+            .max(1) as usize;
+        Recorder {
+            corrected: new_histogram(),
+            uncorrected: new_histogram(),
+            status: Box::new([0; 600]),
+            errors: [0; ErrorKind::COUNT],
+            sent: 0,
+            completed: 0,
+            late: 0,
+            dropped: 0,
+            abandoned: 0,
+            reconnects: 0,
+            timeline: vec![[0; 2]; buckets],
+        }
+    }
+
+    fn bucket(&mut self, since_start: Duration) -> &mut [u64; 2] {
+        let i = (since_start.as_nanos() / TIMELINE_BUCKET.as_nanos()) as usize;
+        let last = self.timeline.len() - 1;
+        &mut self.timeline[i.min(last)]
+    }
+
+    /// A response in the window; `since_start`: completion time into the window.
+    pub fn response(
+        &mut self,
+        status: u16,
+        corrected_ns: u64,
+        uncorrected_ns: Option<u64>,
+        since_start: Duration,
+    ) {
+        self.completed += 1;
+        self.corrected.saturating_record(corrected_ns.max(1));
+        if let Some(u) = uncorrected_ns {
+            self.uncorrected.saturating_record(u.max(1));
+        }
+        let s = usize::from(status).min(599);
+        self.status[s] += 1;
+        self.bucket(since_start)[0] += 1;
+    }
+
+    /// A failed request in the window.
+    pub fn error(&mut self, kind: ErrorKind, since_start: Duration) {
+        self.errors[kind.index()] += 1;
+        self.bucket(since_start)[1] += 1;
+    }
+
+    /// Adds another thread's recordings.
+    pub fn merge(&mut self, other: &Recorder) {
+        // Same bounds on both sides: `add` cannot fail.
+        let _ = self.corrected.add(&other.corrected);
+        let _ = self.uncorrected.add(&other.uncorrected);
+        for (a, b) in self.status.iter_mut().zip(other.status.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.errors.iter_mut().zip(other.errors.iter()) {
+            *a += b;
+        }
+        self.sent += other.sent;
+        self.completed += other.completed;
+        self.late += other.late;
+        self.dropped += other.dropped;
+        self.abandoned += other.abandoned;
+        self.reconnects += other.reconnects;
+        for (a, b) in self.timeline.iter_mut().zip(other.timeline.iter()) {
+            a[0] += b[0];
+            a[1] += b[1];
+        }
+    }
+
+    pub fn status_counts(&self) -> BTreeMap<u16, u64> {
+        self.status
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, n)| (s as u16, *n))
+            .collect()
+    }
+
+    pub fn error_counts(&self) -> BTreeMap<String, u64> {
+        ErrorKind::ALL
+            .iter()
+            .filter(|k| self.errors[k.index()] > 0)
+            .map(|k| (k.as_str().to_owned(), self.errors[k.index()]))
+            .collect()
+    }
+
+    pub fn timeline_points(&self) -> Vec<TimelinePoint> {
+        self.timeline
+            .iter()
+            .enumerate()
+            .map(|(i, [c, e])| TimelinePoint {
+                t_s: (TIMELINE_BUCKET * i as u32).as_secs_f64(),
+                completed: *c,
+                errors: *e,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_and_spectrum() {
+        let mut h = new_histogram();
+        for us in 1..=1000u64 {
+            h.record(us * 1000).unwrap();
+        }
+        let l = LatencyUs::from_histogram(&h);
+        assert!((l.p50 - 500.0).abs() < 1.0, "{l:?}");
+        assert!((l.p99 - 990.0).abs() < 1.0, "{l:?}");
+        assert!((l.max - 1000.0).abs() < 1.0, "{l:?}");
+        let spec = percentile_spectrum(&h);
+        assert_eq!(spec.len(), SPECTRUM_PERCENTILES.len());
+        assert!(spec.windows(2).all(|w| w[0].1 <= w[1].1));
+        let s = LatencySummary::from_histogram(&new_histogram());
+        assert_eq!(s.count, 0);
+        assert_eq!(s.p99_us, 0.0);
+    }
+
+    #[test]
+    fn recorder_buckets_and_merges() {
+        let mut a = Recorder::new(Duration::from_millis(250));
+        assert_eq!(a.timeline.len(), 3);
+        a.response(200, 1000, Some(500), Duration::from_millis(10));
+        a.response(503, 1000, None, Duration::from_millis(900));
+        a.error(ErrorKind::Reset, Duration::from_millis(150));
+        let mut b = Recorder::new(Duration::from_millis(250));
+        b.response(200, 2000, Some(2000), Duration::from_millis(120));
+        b.merge(&a);
+        assert_eq!(b.completed, 3);
+        assert_eq!(b.status_counts(), BTreeMap::from([(200, 2), (503, 1)]));
+        assert_eq!(b.error_counts(), BTreeMap::from([("reset".to_owned(), 1)]));
+        let t = b.timeline_points();
+        assert_eq!(
+            (t[0].completed, t[1].completed, t[1].errors, t[2].completed),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(b.corrected.len(), 3);
+        assert_eq!(b.uncorrected.len(), 2);
+    }
+}

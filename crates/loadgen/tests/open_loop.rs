@@ -1,0 +1,128 @@
+//! Open loop: coordinated-omission correction (wrk2's demonstration) and holding a rate.
+
+mod support;
+
+use std::time::Duration;
+
+use loadgen::{Live, LoadSpec, Mode};
+use support::{Behaviour, TestServer};
+
+#[test]
+fn stall_shows_in_corrected_latency_but_not_uncorrected() {
+    // The server freezes once for 500 ms, 1.5 s into a 1000 req/s run over 10 connections.
+    let server = TestServer::start(Behaviour::StallOnce {
+        after: Duration::from_millis(1500),
+        stall: Duration::from_millis(500),
+    });
+    let mut spec = LoadSpec::from_url(&server.url("/")).unwrap();
+    spec.connections = 10;
+    spec.mode = Mode::Open { rate: 1000.0 };
+    spec.warmup = Duration::from_millis(500);
+    spec.duration = Duration::from_secs(4);
+    let report = loadgen::run(&spec, &Live::new()).unwrap();
+
+    let corrected_p99_ms = report.latency_us.p99 / 1e3;
+    let uncorrected = loadgen::LatencyUs::from_histogram(&report.latency_uncorrected);
+    let uncorrected_p99_ms = uncorrected.p99 / 1e3;
+    eprintln!(
+        "corrected p99 {corrected_p99_ms:.1} ms, uncorrected p99 {uncorrected_p99_ms:.1} ms, \
+         max {:.1} ms, completed {}",
+        report.latency_us.max / 1e3,
+        report.completed
+    );
+    // ~500 of ~4000 requests were held up by the stall, from 500 ms down to 0.
+    assert!(
+        corrected_p99_ms >= 100.0,
+        "corrected p99 {corrected_p99_ms} ms should show the 500 ms stall"
+    );
+    assert!(
+        report.latency_us.max / 1e3 >= 400.0,
+        "{:?}",
+        report.latency_us
+    );
+    // Only the 10 requests in flight when it froze (0.25 %) saw it from their actual send.
+    assert!(
+        uncorrected_p99_ms * 4.0 < corrected_p99_ms && uncorrected_p99_ms < 50.0,
+        "uncorrected p99 {uncorrected_p99_ms} ms should be far lower than corrected {corrected_p99_ms} ms"
+    );
+    assert!(
+        uncorrected.max / 1e3 >= 400.0,
+        "the stalled requests themselves: {uncorrected:?}"
+    );
+    // The backlog was sent once the server recovered: the rate still holds.
+    assert!(report.rate_held, "{:?}", report.rate_note);
+    assert!(
+        report.late_sends > 0,
+        "sends queued behind the stall are late"
+    );
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+#[test]
+fn holds_2000_rps_within_one_percent() {
+    let server = TestServer::start(Behaviour::Hello);
+    let mut spec = LoadSpec::from_url(&server.url("/")).unwrap();
+    spec.connections = 20;
+    spec.mode = Mode::Open { rate: 2000.0 };
+    spec.warmup = Duration::from_millis(500);
+    spec.duration = Duration::from_secs(5);
+    let live = Live::new();
+    let report = loadgen::run(&spec, &live).unwrap();
+    eprintln!(
+        "achieved {:.1} req/s, sent {}, late {}, dropped {}, p50 {:.0} µs, p99 {:.0} µs, cpu {:?}",
+        report.achieved_rps,
+        report.sent,
+        report.late_sends,
+        report.dropped_sends,
+        report.latency_us.p50,
+        report.latency_us.p99,
+        report.cpu
+    );
+    let err = (report.achieved_rps - 2000.0).abs() / 2000.0;
+    assert!(
+        err <= 0.01,
+        "achieved {} req/s, {:.2} % off",
+        report.achieved_rps,
+        err * 100.0
+    );
+    assert!(report.rate_held, "{:?}", report.rate_note);
+    assert_eq!(report.target_rps, Some(2000.0));
+    assert_eq!(report.status_counts.get(&200), Some(&report.completed));
+    // Sends are spread across the window: every 100 ms slice got about 200.
+    assert_eq!(report.timeline.len(), 50);
+    let busy = report
+        .timeline
+        .iter()
+        .filter(|p| p.completed >= 150)
+        .count();
+    assert!(busy >= 45, "{:?}", report.timeline);
+    assert!(
+        report.cpu.user_s + report.cpu.system_s > 0.0,
+        "{:?}",
+        report.cpu
+    );
+    assert_eq!(live.snapshot().phase, loadgen::Phase::Done);
+    assert_eq!(live.snapshot().completed, report.completed);
+}
+
+#[test]
+fn unreachable_rate_is_flagged() {
+    // A server that never answers: every connection stays busy, sends are dropped.
+    let server = TestServer::start(Behaviour::Silent);
+    let mut spec = LoadSpec::from_url(&server.url("/")).unwrap();
+    spec.connections = 2;
+    spec.mode = Mode::Open { rate: 100.0 };
+    spec.warmup = Duration::ZERO;
+    spec.duration = Duration::from_secs(1);
+    spec.request_timeout = Duration::from_secs(5);
+    let report = loadgen::run(&spec, &Live::new()).unwrap();
+    assert!(!report.rate_held);
+    assert!(
+        report.dropped_sends >= 90,
+        "dropped {}",
+        report.dropped_sends
+    );
+    let note = report.rate_note.unwrap_or_default();
+    assert!(note.contains("dropped"), "{note}");
+    assert_eq!(report.completed, 0);
+}

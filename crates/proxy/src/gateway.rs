@@ -1,0 +1,392 @@
+//! The request path: pingora's [`ProxyHttp`] hooks for TinyFish (peer choice, header rules,
+//! error answers, metrics). One [`Gateway`] serves every request of the process.
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::lb::{selection::RoundRobin, LoadBalancer};
+use pingora::prelude::HttpPeer;
+use pingora::protocols::Digest;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::config::{Config, ForwardedPolicy};
+use crate::headers::{self, RequestIds};
+use crate::metrics::{ErrorKind, Metrics};
+
+/// What the connection layer tells each request about its connection (handed over through
+/// pingora's per-connection user context).
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// The client's IP address as text (for `X-Forwarded-For`).
+    pub client_ip: Bytes,
+    /// Set once the current request's head has been read (the header deadline stops).
+    pub head_read: AtomicBool,
+}
+
+impl ConnInfo {
+    /// Info for a connection from `peer`.
+    pub fn new(peer: SocketAddr) -> Self {
+        ConnInfo {
+            client_ip: Bytes::from(peer.ip().to_string()),
+            head_read: AtomicBool::new(false),
+        }
+    }
+}
+
+/// One upstream with its prepared peer.
+#[derive(Debug)]
+pub struct Upstream {
+    /// As written in the config (metric tag).
+    pub name: String,
+    /// Resolved address.
+    pub addr: SocketAddr,
+    peer: HttpPeer,
+}
+
+/// Per-request state.
+#[derive(Debug)]
+pub struct Ctx {
+    start: Instant,
+    upstream: Option<usize>,
+    sent: Option<Instant>,
+    upstream_ms: Option<f64>,
+    conn: Option<Arc<ConnInfo>>,
+    tries: usize,
+    connected: bool,
+}
+
+/// The proxy logic.
+pub struct Gateway {
+    upstreams: Vec<Upstream>,
+    lb: Option<Arc<LoadBalancer<RoundRobin>>>,
+    rr: AtomicUsize,
+    health_path: Option<Box<str>>,
+    max_header_bytes: usize,
+    forwarded: ForwardedPolicy,
+    ids: RequestIds,
+    metrics: Arc<Metrics>,
+}
+
+impl Gateway {
+    /// Builds the gateway for resolved upstream addresses (`resolved[i]` for `config.upstreams[i]`).
+    pub fn new(
+        config: &Config,
+        resolved: &[SocketAddr],
+        lb: Option<Arc<LoadBalancer<RoundRobin>>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let t = &config.timeouts;
+        let upstreams = config
+            .upstreams
+            .iter()
+            .zip(resolved)
+            .map(|(name, addr)| {
+                let mut peer = HttpPeer::new(*addr, false, String::new());
+                peer.options.connection_timeout = Some(t.connect);
+                peer.options.read_timeout = Some(t.read);
+                peer.options.write_timeout = Some(t.write);
+                peer.options.idle_timeout = Some(t.upstream_idle);
+                Upstream {
+                    name: name.clone(),
+                    addr: *addr,
+                    peer,
+                }
+            })
+            .collect();
+        Gateway {
+            upstreams,
+            lb,
+            rr: AtomicUsize::new(0),
+            health_path: (!config.health_path.is_empty())
+                .then(|| config.health_path.clone().into_boxed_str()),
+            max_header_bytes: config.max_header_bytes,
+            forwarded: config.forwarded,
+            ids: RequestIds::new(),
+            metrics,
+        }
+    }
+
+    fn pick(&self, tries: usize) -> usize {
+        let n = self.upstreams.len();
+        if n == 1 {
+            return 0;
+        }
+        if let Some(lb) = &self.lb {
+            if let Some(b) = lb.select(b"", 256) {
+                if let Some(i) = self
+                    .upstreams
+                    .iter()
+                    .position(|u| b.addr.as_inet() == Some(&u.addr))
+                {
+                    return i;
+                }
+            }
+        }
+        // none healthy (or not yet checked): plain round robin, moving on with each retry
+        (self.rr.fetch_add(1, Ordering::Relaxed) + tries) % n
+    }
+}
+
+fn classify(e: &Error) -> ErrorKind {
+    match e.etype() {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            ErrorKind::Timeout
+        }
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::SocketError
+        | ErrorType::BindError => ErrorKind::Connect,
+        ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError => {
+            ErrorKind::Reset
+        }
+        ErrorType::InvalidHTTPHeader | ErrorType::H1Error => ErrorKind::Protocol,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// The status answered for a failed request (0: close the connection, nothing to say).
+fn status_for(e: &Error) -> u16 {
+    if let ErrorType::HTTPStatus(code) = e.etype() {
+        return *code;
+    }
+    match e.esource() {
+        ErrorSource::Upstream => match e.etype() {
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => 504,
+            _ => 502,
+        },
+        ErrorSource::Downstream => match e.etype() {
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+            ErrorType::ReadTimedout => 408,
+            _ => 400,
+        },
+        ErrorSource::Internal | ErrorSource::Unset => 500,
+    }
+}
+
+fn body_for(status: u16) -> &'static [u8] {
+    match status {
+        400 => b"bad request\n",
+        408 => b"request timeout: the request body did not arrive in time\n",
+        431 => b"request header fields too large\n",
+        502 => b"bad gateway: the upstream could not be reached or failed\n",
+        504 => b"gateway timeout: the upstream did not answer in time\n",
+        _ => b"error\n",
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            start: Instant::now(),
+            upstream: None,
+            sent: None,
+            upstream_ms: None,
+            conn: None,
+            tries: 0,
+            connected: false,
+        }
+    }
+
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+        prev: Box<dyn Any + Send + Sync>,
+    ) {
+        if let Ok(conn) = prev.downcast::<Arc<ConnInfo>>() {
+            conn.head_read.store(true, Ordering::Release);
+            ctx.conn = Some(*conn);
+        }
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        let ds = session.as_downstream();
+        let checked = headers::check_request(
+            &ds.req_header().headers,
+            || ds.to_h1_raw(),
+            self.max_header_bytes,
+        );
+        if let Err(reject) = checked {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(reject.status()),
+                "request refused before forwarding",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<bool> {
+        if let Some(path) = &self.health_path {
+            if session.req_header().uri.path() == &**path {
+                let mut resp = ResponseHeader::build(200, Some(2))?;
+                resp.insert_header(http::header::CONTENT_LENGTH, "3")?;
+                resp.insert_header(http::header::CONTENT_TYPE, "text/plain")?;
+                session.write_response_header(Box::new(resp), false).await?;
+                session
+                    .write_response_body(Some(Bytes::from_static(b"ok\n")), true)
+                    .await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let i = self.pick(ctx.tries);
+        ctx.tries += 1;
+        ctx.upstream = Some(i);
+        Ok(Box::new(self.upstreams[i].peer.clone()))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        _fd: std::os::unix::io::RawFd,
+        _digest: Option<&Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        self.metrics.upstream_connection(reused);
+        if !ctx.connected {
+            ctx.connected = true;
+            self.metrics.upstream_active.add(1);
+        }
+        Ok(())
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        req.set_version(http::Version::HTTP_11);
+        for name in headers::hop_by_hop(&req.headers) {
+            req.remove_header(&name);
+        }
+        if let Some(conn) = &ctx.conn {
+            if let Some(f) = headers::forwarded(self.forwarded, &req.headers, &conn.client_ip) {
+                req.insert_header(headers::names::FOR, f.for_)?;
+                req.insert_header(headers::names::PROTO, "http")?;
+                match f.host {
+                    Some(h) => req.insert_header(headers::names::HOST, h)?,
+                    None => {
+                        req.remove_header(&headers::names::HOST);
+                    }
+                }
+            }
+        }
+        if !req.headers.contains_key(headers::X_REQUEST_ID) {
+            req.insert_header(headers::X_REQUEST_ID, self.ids.next())?;
+        }
+        let _ = session;
+        ctx.sent = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(sent) = ctx.sent {
+            if ctx.upstream_ms.is_none() && !resp.status.is_informational() {
+                ctx.upstream_ms = Some(ms(sent.elapsed()));
+            }
+        }
+        for name in headers::hop_by_hop(&resp.headers) {
+            resp.remove_header(&name);
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        self.metrics.upstream_error(classify(&e));
+        // With several upstreams, try the next one (each at most once); with one, answer now.
+        e.set_retry(self.upstreams.len() > 1 && ctx.tries < self.upstreams.len());
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        _ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        if matches!(e.esource(), ErrorSource::Upstream) {
+            self.metrics.upstream_error(classify(&e));
+        }
+        // pingora's default policy: a pooled connection that turns out dead is retried on a
+        // fresh one, for idempotent requests whose body is still buffered.
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
+        true
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, _ctx: &mut Ctx) -> FailToProxy {
+        if let Some(written) = session.response_written() {
+            // Part of the response is out: the only honest signal left is closing the connection.
+            return FailToProxy {
+                error_code: written.status.as_u16(),
+                can_reuse_downstream: false,
+            };
+        }
+        let code = status_for(e);
+        if code > 0 {
+            let body = Bytes::from_static(body_for(code));
+            let _ = session.respond_error_with_body(code, body).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if ctx.connected {
+            ctx.connected = false;
+            self.metrics.upstream_active.add(-1);
+        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        self.metrics.request(
+            status,
+            ctx.upstream,
+            ms(ctx.start.elapsed()),
+            ctx.upstream_ms,
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! Connections: our own accept loop on an already bound listener (so port 0 works and the
+//! real address is known), the per-connection keep-alive loop with the request-head
+//! deadline, and graceful shutdown (stop accepting, serve what the kernel already accepted,
+//! let requests in flight finish).
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::apps::HttpServerApp;
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::{GetSocketDigest, SocketDigest};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+use tokio::net::TcpListener;
+
+use crate::config::Timeouts;
+use crate::gateway::{ConnInfo, Gateway};
+use crate::metrics::Metrics;
+
+/// Client-side settings applied to every downstream HTTP/1 session.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLimits {
+    /// The request head must be complete this long after the connection (or, on a kept-alive
+    /// connection, after the idle wait) starts.
+    pub header: Duration,
+    /// Body read inactivity.
+    pub read: Duration,
+    /// Response write stall.
+    pub write: Duration,
+    /// Keep-alive idle time (whole seconds).
+    pub idle_secs: u64,
+}
+
+impl ClientLimits {
+    /// From the configured timeouts.
+    pub fn from_timeouts(t: &Timeouts) -> Self {
+        ClientLimits {
+            header: t.client_header,
+            read: t.client_read,
+            write: t.client_write,
+            idle_secs: t.client_idle.as_secs().max(1),
+        }
+    }
+}
+
+/// Everything a connection task needs.
+pub struct Shared {
+    /// pingora's HTTP proxy around our [`Gateway`].
+    pub proxy: Arc<HttpProxy<Gateway>>,
+    /// Metrics (connection gauge).
+    pub metrics: Arc<Metrics>,
+    /// Client-side limits.
+    pub limits: ClientLimits,
+}
+
+/// Accepts until `shutdown` turns true, then accepts what is already queued in the kernel
+/// (those clients were accepted by TCP and must be served) and closes the listener.
+pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: ShutdownWatch) {
+    loop {
+        tokio::select! {
+            biased;
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => spawn_conn(tcp, peer, &shared, &shutdown),
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    if e.raw_os_error().is_some() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            },
+        }
+    }
+    // Drain the backlog without waiting, then close (later clients get "connection refused").
+    if let Ok(std_listener) = listener.into_std() {
+        while let Ok((tcp, peer)) = std_listener.accept() {
+            if tcp.set_nonblocking(true).is_err() {
+                continue;
+            }
+            if let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) {
+                spawn_conn(tcp, peer, &shared, &shutdown);
+            }
+        }
+    }
+}
+
+fn spawn_conn(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    shutdown: &ShutdownWatch,
+) {
+    let _ = tcp.set_nodelay(true);
+    let mut stream: L4Stream = tcp.into();
+    let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+    let _ = digest.peer_addr.set(Some(peer.into()));
+    stream.set_socket_digest(digest);
+    let shared = shared.clone();
+    let shutdown = shutdown.clone();
+    shared.metrics.downstream.add(1);
+    pingora_runtime::current_handle().spawn(async move {
+        serve_conn(Box::new(stream), peer, &shared, &shutdown).await;
+        shared.metrics.downstream.add(-1);
+    });
+}
+
+/// Serves one client connection: HTTP/1 requests one after another while it is kept alive.
+async fn serve_conn(
+    stream: pingora::protocols::Stream,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: &ShutdownWatch,
+) {
+    let limits = shared.limits;
+    let conn = Arc::new(ConnInfo::new(peer));
+    let mut session = ServerSession::new_http1(stream);
+    session.set_keepalive(if *shutdown.borrow() {
+        None
+    } else {
+        Some(limits.idle_secs)
+    });
+    let mut deadline = limits.header;
+    loop {
+        session.set_read_timeout(Some(limits.read));
+        session.set_write_timeout(Some(limits.write));
+        conn.head_read.store(false, Ordering::Relaxed);
+        session.set_connection_user_context(Some(Box::new(conn.clone())));
+        let fut = shared.proxy.process_new_http(session, shutdown);
+        tokio::pin!(fut);
+        let sleep = tokio::time::sleep(deadline);
+        tokio::pin!(sleep);
+        let reused = tokio::select! {
+            biased;
+            r = &mut fut => r,
+            _ = &mut sleep => {
+                if conn.head_read.load(Ordering::Acquire) {
+                    fut.await
+                } else {
+                    // The head did not arrive in time: drop the connection.
+                    None
+                }
+            }
+        };
+        let Some(reused) = reused else { return };
+        let (stream, settings) = reused.consume();
+        session = ServerSession::new_http1(stream);
+        if let Some(settings) = settings {
+            settings.apply_to_session(&mut session);
+        }
+        // On a kept-alive connection the wait for the next request is part of the deadline.
+        deadline = limits.header + Duration::from_secs(limits.idle_secs);
+    }
+}

@@ -1,0 +1,349 @@
+//! The results model: what one bench run measured, serialised as `results.json`.
+//!
+//! The shape is versioned ([`SCHEMA_VERSION`]) and described by the committed JSON
+//! Schema `bench/schema/results.schema.json`; a test validates real output against
+//! it. Add fields freely (readers ignore unknown ones); renaming or removing one
+//! bumps the version.
+//!
+//! Units are in the field names: `_us` microseconds, `_ms` milliseconds, `_s`
+//! seconds, `_bytes` bytes, `_rps` requests per second.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the `results.json` shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Roles of the processes a trial samples.
+pub mod roles {
+    /// The TinyFish app.
+    pub const APP: &str = "app";
+    /// The proxy in front of it (ours, NGINX or an external one).
+    pub const PROXY: &str = "proxy";
+    /// The load generator (the bench's own load threads).
+    pub const LOADGEN: &str = "loadgen";
+}
+
+/// One bench run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// The tool that wrote this file.
+    pub tool: Tool,
+    /// Where and how it ran.
+    pub environment: Environment,
+    /// The scenario as run (after `--quick` and other overrides).
+    pub scenario: ScenarioEcho,
+    /// Closed-loop capacity found per topology before the fixed-rate trials.
+    pub capacity: Vec<Capacity>,
+    /// The fixed rates every topology was loaded at.
+    pub rates_rps: Vec<f64>,
+    /// One entry per trial (topology × rate × round), in the order run.
+    pub results: Vec<Trial>,
+    /// Each topology against the baseline, per rate: medians over rounds with 95% CIs.
+    pub summary: Vec<SummaryRow>,
+    /// One sentence with the proxy's cost, as printed at the end of the run.
+    pub headline: String,
+    /// Things a reader must know: rates not held, errors, skipped topologies.
+    pub warnings: Vec<String>,
+    /// False when the run was interrupted or failed part-way (partial results).
+    pub complete: bool,
+}
+
+/// The writing tool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tool {
+    /// `tinyfish-bench`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// Machine and build facts, so numbers can be compared honestly.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Environment {
+    /// `dev` or `release`: the profile the bench (and so the app and proxy it re-executes) was built with.
+    pub build_profile: String,
+    /// Whether that profile is optimised (the workspace's dev profile is).
+    pub optimized: bool,
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// `/proc/cpuinfo` model name.
+    pub cpu_model: String,
+    /// Total memory.
+    pub memory_bytes: u64,
+    /// `uname -sr`.
+    pub kernel: String,
+    /// Host name.
+    pub hostname: String,
+    /// RFC 3339 UTC start time.
+    pub started_at: String,
+    /// Wall-clock duration of the whole run.
+    pub duration_s: f64,
+    /// Version of nginx when it was run, else null.
+    pub nginx_version: Option<String>,
+    /// Where the topologies ran: `process` or `compose`.
+    pub mode: String,
+}
+
+/// The scenario settings that shape the numbers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScenarioEcho {
+    /// Scenario name.
+    pub name: String,
+    /// Scenario file, if any.
+    pub file: Option<String>,
+    /// Whether `--quick` shortened it.
+    pub quick: bool,
+    /// Topology names in plan order; the first is the baseline.
+    pub topologies: Vec<String>,
+    /// Request method.
+    pub method: String,
+    /// Request path and query.
+    pub path: String,
+    /// Request body size.
+    pub body_bytes: usize,
+    /// Load connections.
+    pub connections: usize,
+    /// Load generator threads.
+    pub loadgen_threads: usize,
+    /// App worker threads.
+    pub app_threads: usize,
+    /// Proxy worker threads (our proxy and NGINX's worker_processes alike).
+    pub proxy_threads: usize,
+    /// Warm-up before each measured window.
+    pub warmup_s: f64,
+    /// Measured window per trial.
+    pub measure_s: f64,
+    /// Rounds of interleaved trials.
+    pub rounds: usize,
+    /// Seed for the plan order and the bootstrap.
+    pub seed: u64,
+}
+
+/// Closed-loop capacity of one topology.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capacity {
+    /// Topology name.
+    pub topology: String,
+    /// Requests per second with every connection sending back to back.
+    pub achieved_rps: f64,
+    /// Latency at saturation (not a latency measurement; for context only).
+    pub latency_us: Latency,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// One measured window: one topology at one rate in one round.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Trial {
+    /// Topology name.
+    pub topology: String,
+    /// Target rate.
+    pub rate_rps: f64,
+    /// Round number, from 0.
+    pub round: usize,
+    /// Position in the run (0, 1, …), to see interleaving and drift.
+    pub sequence: usize,
+    /// Completed requests per second over the measured window.
+    pub achieved_rps: f64,
+    /// Whether the load generator held the target rate (within 1%).
+    pub rate_held: bool,
+    /// Requests completed in the window.
+    pub requests: u64,
+    /// Latency from the intended send time (coordinated omission corrected).
+    pub latency_us: Latency,
+    /// Latency from the actual send time (the uncorrected view), for comparison.
+    pub uncorrected_latency_us: Latency,
+    /// Corrected latency percentile spectrum: `[percentile, µs]` points.
+    pub spectrum: Vec<[f64; 2]>,
+    /// Per process: CPU and memory over the measured window.
+    pub processes: Vec<ProcessUsage>,
+    /// Failed requests (connection errors, timeouts, non-2xx).
+    pub errors: u64,
+    /// Failures by kind (`connect`, `timeout`, `status_5xx`, …).
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Responses by status code.
+    pub status_counts: BTreeMap<String, u64>,
+    /// Sends issued more than 1 ms after their intended time.
+    pub late_sends: u64,
+    /// Intended sends never issued before the window closed.
+    pub dropped_sends: u64,
+    /// What the app and proxy measured themselves, from their DogStatsD metrics.
+    pub server: ServerSide,
+    /// Completed requests per second over the window, per 100 ms.
+    pub throughput: Vec<[f64; 2]>,
+}
+
+/// CPU and memory of one role's process tree over a trial's measured window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcessUsage {
+    /// `app`, `proxy` or `loadgen`.
+    pub role: String,
+    /// What ran in that role (`tinyfish-app`, `tinyfish-proxy`, `nginx`, `haproxy`, `bench`).
+    pub program: String,
+    /// Processes in the tree (NGINX: master and workers).
+    pub process_count: usize,
+    /// CPU seconds (user + system) over the window.
+    pub cpu_s: f64,
+    /// CPU microseconds per completed request.
+    pub cpu_us_per_request: f64,
+    /// Highest resident set size sampled in the window (tree total).
+    pub rss_peak_bytes: u64,
+    /// Mean resident set size over the window (tree total).
+    pub rss_mean_bytes: u64,
+    /// Samples at 10 Hz: `[seconds into the window, CPU %, RSS bytes]`.
+    pub samples: Vec<[f64; 3]>,
+}
+
+/// Durations the servers reported through DogStatsD during a trial.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServerSide {
+    /// `tinyfish.app.request.duration`, in µs.
+    pub app_duration_us: Option<Quantiles>,
+    /// `tinyfish.proxy.request.duration`, in µs.
+    pub proxy_duration_us: Option<Quantiles>,
+    /// `tinyfish.proxy.upstream.duration`, in µs.
+    pub proxy_upstream_us: Option<Quantiles>,
+    /// `tinyfish.app.requests` summed.
+    pub app_requests: Option<f64>,
+    /// `tinyfish.proxy.requests` summed.
+    pub proxy_requests: Option<f64>,
+    /// Metric lines the embedded agent could not parse.
+    pub malformed: u64,
+}
+
+/// Quantiles of a distribution.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Quantiles {
+    /// Values seen.
+    pub count: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// A statistic over rounds: the median with a bootstrap 95% confidence interval.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Estimate {
+    /// Median over rounds.
+    pub median: f64,
+    /// Bootstrap 95% confidence interval of the median.
+    pub ci95: [f64; 2],
+    /// False when the interval spans zero: no significant difference.
+    pub significant: bool,
+}
+
+/// Added latency at three percentiles.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct AddedLatency {
+    /// At p50.
+    pub p50: Estimate,
+    /// At p90.
+    pub p90: Estimate,
+    /// At p99.
+    pub p99: Estimate,
+}
+
+/// One topology against the baseline at one rate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SummaryRow {
+    /// The topology compared.
+    pub topology: String,
+    /// The baseline (`direct`).
+    pub baseline: String,
+    /// Target rate.
+    pub rate_rps: f64,
+    /// Rounds that had both trials.
+    pub rounds: usize,
+    /// Client-side latency difference (topology − baseline), µs.
+    pub added_latency_us: AddedLatency,
+    /// Server-side CPU per request difference (every process but the load generator), µs.
+    pub added_cpu_us_per_request: Estimate,
+    /// The same as vCPU per 1000 requests/s.
+    pub added_vcpu_per_1000_rps: Estimate,
+    /// Server-side peak RSS difference, bytes.
+    pub added_rss_bytes: Estimate,
+    /// CPU per request of the proxy role alone, µs (absent for the baseline).
+    pub proxy_cpu_us_per_request: Option<Estimate>,
+    /// Peak RSS of the proxy role alone, bytes.
+    pub proxy_rss_bytes: Option<Estimate>,
+    /// Median over rounds of the proxy's own p50 request time minus the app's (µs),
+    /// from their metrics: the part of the added p50 spent inside the proxy.
+    pub proxy_internal_p50_us: Option<f64>,
+}
+
+impl Results {
+    /// Trials of one topology at one rate, in round order.
+    pub fn trials<'a>(
+        &'a self,
+        topology: &'a str,
+        rate: f64,
+    ) -> impl Iterator<Item = &'a Trial> + 'a {
+        self.results
+            .iter()
+            .filter(move |t| t.topology == topology && same_rate(t.rate_rps, rate))
+    }
+
+    /// Topology names in plan order.
+    pub fn topologies(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.scenario.topologies.clone();
+        for t in &self.results {
+            if !names.contains(&t.topology) {
+                names.push(t.topology.clone());
+            }
+        }
+        names
+    }
+}
+
+impl Trial {
+    /// Usage of one role, if sampled.
+    pub fn process(&self, role: &str) -> Option<&ProcessUsage> {
+        self.processes.iter().find(|p| p.role == role)
+    }
+
+    /// Server-side CPU per request: every process but the load generator.
+    pub fn server_cpu_us_per_request(&self) -> f64 {
+        self.processes
+            .iter()
+            .filter(|p| p.role != roles::LOADGEN)
+            .map(|p| p.cpu_us_per_request)
+            .sum()
+    }
+
+    /// Server-side peak RSS: every process but the load generator.
+    pub fn server_rss_peak_bytes(&self) -> u64 {
+        self.processes
+            .iter()
+            .filter(|p| p.role != roles::LOADGEN)
+            .map(|p| p.rss_peak_bytes)
+            .sum()
+    }
+}
+
+/// Rates are compared with a relative tolerance (they come from percentages of a
+/// measured capacity and round-trip through JSON).
+pub fn same_rate(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
+}
