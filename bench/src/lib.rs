@@ -16,6 +16,7 @@
 
 pub mod child;
 pub mod cli;
+pub mod compose;
 pub mod healthcheck;
 pub mod run;
 pub mod sample;

@@ -350,12 +350,12 @@ impl Runner<'_> {
                     Phase::Measuring if !started => {
                         started = true;
                         window.start = Some(Instant::now());
-                        window.cpu_start = targets.iter().map(sample::cpu_ticks).collect();
+                        window.cpu_start = targets.iter().map(sample::cpu_ns).collect();
                         let _ = self.agent.take_snapshot();
                     }
                     Phase::Draining | Phase::Done if started && window.end.is_none() => {
                         window.end = Some(Instant::now());
-                        window.cpu_end = targets.iter().map(sample::cpu_ticks).collect();
+                        window.cpu_end = targets.iter().map(sample::cpu_ns).collect();
                         window.agent = Some(self.agent.take_snapshot());
                     }
                     _ => {}
@@ -405,7 +405,6 @@ impl Runner<'_> {
         let series = sampler.finish();
         running.check_alive("while it was being loaded")?;
 
-        let tps = sample::ticks_per_second();
         let (w_start, w_end) = match (window.start, window.end) {
             (Some(a), Some(b)) => (a, b),
             _ => bail!("{}: the load generator's measured window was not observed", t.name),
@@ -421,31 +420,22 @@ impl Runner<'_> {
                 (report.cpu.user_s + report.cpu.system_s, 1)
             } else {
                 let d = window.cpu_end[i].saturating_sub(window.cpu_start[i]);
-                (d as f64 / tps, pts.last().map_or(1, |p| p.reading.processes))
+                (d as f64 / 1e9, pts.last().map_or(1, |p| p.reading.processes))
             };
-            let (rss_peak, rss_mean) = if target.role == roles::LOADGEN {
-                let own = sample::read(&Target {
-                    thread_prefix: None,
-                    ..target.clone()
-                });
-                (own.rss_bytes, own.rss_bytes)
+            let rss_peak = pts.iter().map(|p| p.reading.rss_bytes).max().unwrap_or(0);
+            let rss_mean = if pts.is_empty() {
+                0
             } else {
-                let peak = pts.iter().map(|p| p.reading.rss_bytes).max().unwrap_or(0);
-                let mean = if pts.is_empty() {
-                    0
-                } else {
-                    pts.iter().map(|p| p.reading.rss_bytes).sum::<u64>() / pts.len() as u64
-                };
-                (peak, mean)
+                pts.iter().map(|p| p.reading.rss_bytes).sum::<u64>() / pts.len() as u64
             };
             let samples = pts
                 .windows(2)
                 .map(|w| {
                     let dt = w[1].at.duration_since(w[0].at).as_secs_f64().max(1e-6);
-                    let dticks = w[1].reading.cpu_ticks.saturating_sub(w[0].reading.cpu_ticks);
+                    let dns = w[1].reading.cpu_ns.saturating_sub(w[0].reading.cpu_ns);
                     [
                         w[1].at.saturating_duration_since(w_start).as_secs_f64(),
-                        100.0 * dticks as f64 / tps / dt,
+                        100.0 * dns as f64 / 1e9 / dt,
                         w[1].reading.rss_bytes as f64,
                     ]
                 })

@@ -2,17 +2,20 @@
 //!
 //! A [`Target`] is a role (`app`, `proxy`, `loadgen`) and the root pid of a process
 //! tree: NGINX's master and its workers count together, as the Datadog Docker
-//! integration counts a container. CPU is user + system time from
-//! `/proc/PID/stat` (what `docker.cpu.usage` and `top` show); memory is resident
-//! set size from `/proc/PID/status` (`VmRSS`, as `docker.mem.rss`).
+//! integration counts a container. CPU is on-CPU time (user + system) in
+//! nanoseconds, the sum over a process's threads of `/proc/PID/task/TID/schedstat`
+//! (the scheduler's exact `sum_exec_runtime`; `/proc/PID/stat`'s utime + stime are
+//! the same quantity in 10 ms ticks, used where schedstat is missing); memory is
+//! resident set size from `/proc/PID/status` (`VmRSS`, as `docker.mem.rss`).
 //!
 //! The load generator runs inside the bench process, so its target is the bench's
 //! own pid restricted to the threads whose name starts with `loadgen`.
 //!
 //! The [`Sampler`] records a time series for the report's charts; the exact CPU
-//! over a measured window comes from [`cpu_ticks`] read at the window's edges.
+//! over a measured window comes from [`cpu_ns`] read at the window's edges.
 
 use std::fs;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -35,19 +38,19 @@ pub struct Target {
     pub thread_prefix: Option<String>,
 }
 
-/// CPU time of a target in clock ticks, and the tree's RSS.
+/// CPU time of a target and the tree's RSS.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Reading {
-    /// user + system, clock ticks.
-    pub cpu_ticks: u64,
-    /// Resident set size, bytes (0 for a thread-restricted target).
+    /// user + system, nanoseconds.
+    pub cpu_ns: u64,
+    /// Resident set size, bytes (a thread-restricted target: the whole process's).
     pub rss_bytes: u64,
     /// Processes counted.
     pub processes: usize,
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
-pub fn ticks_per_second() -> f64 {
+fn ticks_per_second() -> f64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
@@ -60,15 +63,16 @@ pub fn ticks_per_second() -> f64 {
 pub fn read(target: &Target) -> Reading {
     match &target.thread_prefix {
         Some(prefix) => Reading {
-            cpu_ticks: thread_ticks(target.pid, prefix),
-            rss_bytes: 0,
+            cpu_ns: threads_ns(target.pid, Some(prefix)),
+            rss_bytes: rss(target.pid),
             processes: 1,
         },
         None => {
             let mut r = Reading::default();
             for pid in tree(target.pid) {
-                if let Some((ticks, _)) = stat(&format!("/proc/{pid}/stat")) {
-                    r.cpu_ticks += ticks;
+                let ns = threads_ns(pid, None);
+                if ns > 0 || Path::new(&format!("/proc/{pid}")).exists() {
+                    r.cpu_ns += ns;
                     r.rss_bytes += rss(pid);
                     r.processes += 1;
                 }
@@ -78,9 +82,9 @@ pub fn read(target: &Target) -> Reading {
     }
 }
 
-/// CPU ticks of a target now (see [`read`]).
-pub fn cpu_ticks(target: &Target) -> u64 {
-    read(target).cpu_ticks
+/// CPU nanoseconds of a target now (see [`read`]).
+pub fn cpu_ns(target: &Target) -> u64 {
+    read(target).cpu_ns
 }
 
 /// `(utime + stime, ppid)` from a stat file.
@@ -106,7 +110,8 @@ fn rss(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn thread_ticks(pid: u32, prefix: &str) -> u64 {
+/// On-CPU nanoseconds of a process's threads (those named `prefix…` only, if given).
+fn threads_ns(pid: u32, prefix: Option<&str>) -> u64 {
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
@@ -114,12 +119,24 @@ fn thread_ticks(pid: u32, prefix: &str) -> u64 {
     for e in dir.flatten() {
         let tid = e.file_name();
         let tid = tid.to_string_lossy();
-        let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
-        if comm.trim_end().starts_with(prefix) {
-            total += stat(&format!("/proc/{pid}/task/{tid}/stat")).map_or(0, |(t, _)| t);
+        if let Some(prefix) = prefix {
+            let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
+            if !comm.trim_end().starts_with(prefix) {
+                continue;
+            }
         }
+        total += task_ns(pid, &tid);
     }
     total
+}
+
+fn task_ns(pid: u32, tid: &str) -> u64 {
+    let sched = fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok();
+    if let Some(ns) = sched.and_then(|s| s.split_ascii_whitespace().next()?.parse::<u64>().ok()) {
+        return ns;
+    }
+    stat(&format!("/proc/{pid}/task/{tid}/stat"))
+        .map_or(0, |(ticks, _)| (ticks as f64 * 1e9 / ticks_per_second()) as u64)
 }
 
 /// `root` and all its descendants.
@@ -237,7 +254,7 @@ mod tests {
         }
         std::hint::black_box(x);
         let b = read(&me);
-        assert!(b.cpu_ticks > a.cpu_ticks, "{a:?} {b:?}");
+        assert!(b.cpu_ns > a.cpu_ns + 100_000_000, "{a:?} {b:?}");
     }
 
     #[test]
@@ -269,14 +286,14 @@ mod tests {
             thread_prefix: Some("loadgen-test".into()),
         };
         thread::sleep(Duration::from_millis(250));
-        let during = cpu_ticks(&target);
+        let during = cpu_ns(&target);
         h.join().unwrap();
         assert!(during > 0, "the spinning thread should have CPU time");
         let none = Target {
             thread_prefix: Some("no-such-thread".into()),
             ..target
         };
-        assert_eq!(cpu_ticks(&none), 0);
+        assert_eq!(cpu_ns(&none), 0);
     }
 
     #[test]

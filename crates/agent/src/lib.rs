@@ -11,7 +11,7 @@
 //! - [`receive`]: one OS thread per socket, recv into a reused buffer, kernel drops;
 //! - [`snapshot`]: [`Snapshot`], the JSON data and its look-up helpers;
 //! - [`http`]: `GET /` returns the snapshot;
-//! - [`print`]: `--print`, one aligned line per metric that changed, per interval;
+//! - [`print`](mod@print): `--print`, one aligned line per metric that changed, per interval;
 //! - [`cli`]: [`Cli`] and [`run`] for `bench agent`.
 //!
 //! ```no_run
@@ -97,38 +97,38 @@ impl Default for AgentConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The UDP address could not be bound.
-    #[error("cannot listen for DogStatsD on udp://{addr}: {source} (is another agent running? choose another address with --listen)")]
+    #[error("cannot listen for DogStatsD on udp://{addr}: {cause} (is another agent running? choose another address with --listen)")]
     Udp {
         /// The address.
         addr: SocketAddr,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The Unix socket could not be bound.
-    #[error("cannot listen for DogStatsD on unix://{}: {source} (remove it or choose another path with --socket)", path.display())]
+    #[error("cannot listen for DogStatsD on unix://{}: {cause} (remove it or choose another path with --socket)", path.display())]
     Socket {
         /// The path.
         path: PathBuf,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The HTTP address could not be bound.
     #[error(
-        "cannot serve the snapshot on http://{addr}: {source} (choose another address with --http)"
+        "cannot serve the snapshot on http://{addr}: {cause} (choose another address with --http)"
     )]
     Http {
         /// The address.
         addr: SocketAddr,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A thread could not be started.
-    #[error("cannot start the agent's {what} thread: {source}")]
+    #[error("cannot start the agent's {what} thread: {cause}")]
     Thread {
         /// Which thread.
         what: &'static str,
         /// The cause.
-        source: io::Error,
+        cause: io::Error,
     },
     /// `flush_interval` is zero.
     #[error("the flush interval must be longer than zero (e.g. --flush-interval 10s)")]
@@ -157,10 +157,9 @@ impl Core {
     }
 
     pub(crate) fn take_snapshot(&self) -> Snapshot {
-        let (old, drops) = {
-            let mut main = self.shared.main();
-            (std::mem::take(&mut *main), self.drops_now())
-        };
+        // Read /proc before taking the lock: the receiver must not wait on it.
+        let drops = self.drops_now();
+        let old = std::mem::take(&mut *self.shared.main());
         let mut s = old.snapshot();
         let mut base = self.drops_base.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(d) = drops {
@@ -193,19 +192,19 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     if config.flush_interval.is_zero() {
         return Err(AgentError::FlushInterval);
     }
-    let (udp, recv_buffer) = receive::bind_udp(config.udp).map_err(|source| AgentError::Udp {
+    let (udp, recv_buffer) = receive::bind_udp(config.udp).map_err(|cause| AgentError::Udp {
         addr: config.udp,
-        source,
+        cause,
     })?;
-    let udp_addr = udp.local_addr().map_err(|source| AgentError::Udp {
+    let udp_addr = udp.local_addr().map_err(|cause| AgentError::Udp {
         addr: config.udp,
-        source,
+        cause,
     })?;
     let unix = match &config.socket {
         Some(path) => Some(
-            receive::bind_unix(path).map_err(|source| AgentError::Socket {
+            receive::bind_unix(path).map_err(|cause| AgentError::Socket {
                 path: path.clone(),
-                source,
+                cause,
             })?,
         ),
         None => None,
@@ -214,14 +213,14 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|source| AgentError::Http { addr, source })?,
+                .map_err(|cause| AgentError::Http { addr, cause })?,
         ),
         None => None,
     };
     let http_addr = match &http {
-        Some(l) => Some(l.local_addr().map_err(|source| AgentError::Http {
+        Some(l) => Some(l.local_addr().map_err(|cause| AgentError::Http {
             addr: config.http.unwrap_or(udp_addr),
-            source,
+            cause,
         })?),
         None => None,
     };
@@ -246,7 +245,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         http_stop: None,
         http_task: None,
     };
-    let thread_err = |what| move |source| AgentError::Thread { what, source };
+    let thread_err = |what| move |cause| AgentError::Thread { what, cause };
     handle.threads.push(
         receive::spawn("dogstatsd-udp", udp, shared.clone(), stop.clone())
             .map_err(thread_err("UDP receiver"))?,

@@ -15,7 +15,7 @@ use crate::spec::{LoadSpec, Mode};
 /// Flags of `bench load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Cli {
-    /// Target URL, http only: http://host[:port]/path?query
+    /// Target URL, plain http only, e.g. http://127.0.0.1:8080/path?query
     #[arg(long, env = "LOADGEN_URL")]
     pub url: String,
     /// Keep-alive connections (each has at most one request in flight).
@@ -115,7 +115,7 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
             .is_terminal()
             .then(|| s.spawn(|| show_progress(&live)));
         let r = crate::run(&spec, &live);
-        live_done(&live);
+        live.finish();
         if let Some(p) = progress {
             let _ = p.join();
         }
@@ -138,8 +138,6 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-fn live_done(_live: &Live) {}
 
 fn show_progress(live: &Live) {
     let mut err = std::io::stderr();

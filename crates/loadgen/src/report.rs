@@ -1,4 +1,4 @@
-//! What a run measured: the per-thread [`Recorder`] on the hot path, and the merged
+//! What a run measured: the per-thread recorder on the hot path, and the merged
 //! [`LoadReport`] (serialisable) with latency summaries and helpers for charts.
 
 use std::collections::BTreeMap;
@@ -142,7 +142,8 @@ pub struct LoadReport {
     pub target_rps: Option<f64>,
     /// Completed responses per second over the measured window.
     pub achieved_rps: f64,
-    /// Requests sent in the measured window (open loop: intended in the window).
+    /// Requests attempted in the measured window (open loop: those whose intended send time
+    /// fell in the window and that were issued): `sent = completed + error_count() + abandoned`.
     pub sent: u64,
     /// Responses received for those requests (any status).
     pub completed: u64,

@@ -37,6 +37,12 @@ const BUSY_UTILISATION: f64 = 0.9;
 /// updated for progress display. Returns an error if the spec is invalid or a connection
 /// cannot be established before the start (errors during the run are counted instead).
 pub fn run(spec: &LoadSpec, live: &Live) -> Result<LoadReport, LoadError> {
+    let result = run_threads(spec, live);
+    live.finish();
+    result
+}
+
+fn run_threads(spec: &LoadSpec, live: &Live) -> Result<LoadReport, LoadError> {
     spec.validate()?;
     let request = spec.request_bytes();
     let gate = Gate::default();
@@ -72,7 +78,6 @@ pub fn run(spec: &LoadSpec, live: &Live) -> Result<LoadReport, LoadError> {
         }
         handles.into_iter().map(join).collect()
     });
-    live.finish();
 
     let mut merged: Option<Recorder> = None;
     let mut cpus = Vec::with_capacity(threads);
@@ -219,6 +224,27 @@ impl Gate {
     }
 }
 
+/// Reports a worker as failed to the gate if it ends without reporting.
+struct ReadyGuard<'a> {
+    gate: &'a Gate,
+    reported: bool,
+}
+
+impl ReadyGuard<'_> {
+    fn report(&mut self, ok: bool) {
+        if !self.reported {
+            self.reported = true;
+            self.gate.ready(ok);
+        }
+    }
+}
+
+impl Drop for ReadyGuard<'_> {
+    fn drop(&mut self) {
+        self.report(false);
+    }
+}
+
 struct ThreadResult {
     rec: Recorder,
     cpu: ThreadCpu,
@@ -247,13 +273,19 @@ fn worker(
     gate: &Gate,
     live: &Live,
 ) -> Result<Option<ThreadResult>, LoadError> {
+    // Whatever happens (even a panic), this thread reports to the gate exactly once, so the
+    // caller never waits for it forever.
+    let mut ready = ReadyGuard {
+        gate,
+        reported: false,
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            gate.ready(false);
+            ready.report(false);
             gate.wait_go();
             return Err(LoadError::Runtime(e));
         }
@@ -262,7 +294,7 @@ fn worker(
         tighten_timer_slack();
     }
     let connected = rt.block_on(connect_all(spec, conn_ids.len()));
-    gate.ready(connected.is_ok());
+    ready.report(connected.is_ok());
     let start = gate.wait_go();
     let conns = connected?;
     let Some(t0) = start else { return Ok(None) };

@@ -51,6 +51,9 @@ impl Schedule {
             }
             let ns = (t - self.first).as_nanos() as f64;
             let mut i = (ns / self.interval_ns).floor() as u64;
+            while i > 0 && self.at(i - 1) >= t {
+                i -= 1;
+            }
             while self.at(i) < t {
                 i += 1;
             }
@@ -59,6 +62,12 @@ impl Schedule {
         let lo = first_at_or_after(from).max(k);
         let hi = first_at_or_after(to);
         hi.saturating_sub(lo)
+    }
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -143,7 +143,8 @@ fn writes_json_with_rate_and_latency() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let achieved = json["achieved_rps"].as_f64().unwrap();
-    assert!((achieved - 200.0).abs() <= 4.0, "{achieved}: {json:#}");
+    // A 1 s run on a loaded machine: a worker descheduled near the end drops a few sends.
+    assert!((achieved - 200.0).abs() <= 6.0, "{achieved}: {json:#}");
     for key in ["p50", "p90", "p99", "p999", "max"] {
         assert!(
             json["latency_us"][key].as_f64().unwrap() > 0.0,

@@ -216,3 +216,22 @@ fn invalid_specs_are_rejected() {
         .to_string()
         .contains("rate"));
 }
+
+#[test]
+fn post_bodies_and_headers_are_framed() {
+    let server = TestServer::start(Behaviour::Hello);
+    let mut spec = closed(&server.url("/upload"), 2, Duration::from_millis(500));
+    spec.method = "POST".into();
+    spec.body = bytes::Bytes::from(vec![b'x'; 3000]);
+    spec.headers.push(("X-Trace".into(), "1".into()));
+    let report = loadgen::run(&spec, &Live::new()).unwrap();
+    assert!(report.completed > 50, "{}", report.completed);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    // One request per response: the body was framed by Content-Length, not taken as requests.
+    let served = server.requests.load(Ordering::Relaxed);
+    assert!(
+        served >= report.completed && served <= report.completed * 2,
+        "{served} vs {}",
+        report.completed
+    );
+}

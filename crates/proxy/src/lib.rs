@@ -30,6 +30,7 @@ pub mod server;
 
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,7 @@ use pingora::apps::HttpServerApp;
 use pingora::lb::{health_check::TcpHealthCheck, selection::RoundRobin, LoadBalancer};
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::BackgroundService;
+use pingora::services::Service as _;
 use tokio::signal::unix::{signal, SignalKind};
 
 pub use config::{Config, ConfigError, ForwardedPolicy, Timeouts};
@@ -177,13 +179,25 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         let _enter = handle.enter();
         bind(listen).with_context(|| format!("cannot listen on {listen}"))?
     };
+    let listener = listener.into_std()?;
     let bound = listener.local_addr()?;
+    // A duplicate of the listening socket to serve, at shutdown, what the kernel already accepted.
+    let backlog = listener.try_clone()?;
+    let mut fds = pingora::server::Fds::new();
+    fds.add(bound.to_string(), listener.into_raw_fd());
+    let fds: pingora::server::ListenFds = Arc::new(parking_lot::Mutex::new(fds));
+    let mut service = pingora::services::listening::Service::new(
+        "proxy".to_owned(),
+        server::ConnApp {
+            shared: shared.clone(),
+        },
+    );
+    service.add_tcp(&bound.to_string());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let accept = handle.spawn(server::accept_loop(
-        listener,
-        shared.clone(),
-        shutdown_rx.clone(),
-    ));
+    let rx = shutdown_rx.clone();
+    let accept = handle.spawn(async move {
+        service.start_service(Some(fds), rx, 1).await;
+    });
     if let Some(lb) = lb {
         let rx = shutdown_rx.clone();
         handle.spawn(async move { lb.start(rx).await });
@@ -221,10 +235,12 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         Stop::Fast => Stop::Fast,
         Stop::Graceful => signals.block_on(async {
             let deadline = Instant::now() + config.timeouts.shutdown_grace;
-            // Stop accepting (after serving what the kernel already accepted) ...
+            // Stop accepting, serve what the kernel already accepted ...
             let _ = tokio::time::timeout_at(deadline.into(), accept).await;
+            let drain = handle.spawn(server::drain_backlog(backlog, shared.clone(), shutdown_rx.clone()));
             // ... wake connections idling in keep-alive so they close ...
             proxy.http_cleanup().await;
+            drop(drain);
             // ... and let requests in flight finish.
             while metrics.downstream.get() > 0 && Instant::now() < deadline {
                 tokio::select! {

@@ -1,7 +1,6 @@
-//! Connections: our own accept loop on an already bound listener (so port 0 works and the
-//! real address is known), the per-connection keep-alive loop with the request-head
-//! deadline, and graceful shutdown (stop accepting, serve what the kernel already accepted,
-//! let requests in flight finish).
+//! Connections: pingora's accept loop on a listener we bound ourselves (so port 0 works and
+//! the real address is known), our per-connection keep-alive loop with the request-head
+//! deadline, and the graceful-shutdown backlog drain (serve what the kernel already accepted).
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -9,13 +8,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::apps::HttpServerApp;
+use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
-use tokio::net::TcpListener;
 
 use crate::config::Timeouts;
 use crate::gateway::{ConnInfo, Gateway};
@@ -57,59 +55,69 @@ pub struct Shared {
     pub limits: ClientLimits,
 }
 
-/// Accepts until `shutdown` turns true, then accepts what is already queued in the kernel
-/// (those clients were accepted by TCP and must be served) and closes the listener.
-pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: ShutdownWatch) {
-    loop {
-        tokio::select! {
-            biased;
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break;
-                }
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => spawn_conn(tcp, peer, &shared, &shutdown),
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    if e.raw_os_error().is_some() {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            },
-        }
+/// pingora's per-connection hook: runs our keep-alive loop on each accepted stream.
+/// Hosted by pingora's listening service, which sizes the stream's buffers on accept.
+pub struct ConnApp {
+    /// State shared by all connections.
+    pub shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl ServerApp for ConnApp {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: pingora::protocols::Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<pingora::protocols::Stream> {
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()))
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let metrics = &self.shared.metrics;
+        metrics.downstream.add(1);
+        serve_conn(stream, peer, &self.shared, shutdown).await;
+        metrics.downstream.add(-1);
+        None
     }
-    // Drain the backlog without waiting, then close (later clients get "connection refused").
-    if let Ok(std_listener) = listener.into_std() {
-        while let Ok((tcp, peer)) = std_listener.accept() {
-            if tcp.set_nonblocking(true).is_err() {
-                continue;
-            }
-            if let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) {
-                spawn_conn(tcp, peer, &shared, &shutdown);
-            }
-        }
+
+    async fn cleanup(&self) {
+        self.shared.proxy.http_cleanup().await;
     }
 }
 
-fn spawn_conn(
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    shutdown: &ShutdownWatch,
+/// Serves, without waiting, the connections the kernel already accepted on `listener` (a
+/// duplicate of the listening socket) once pingora's accept loop has stopped; then closes it,
+/// so later clients are refused instead of reset.
+pub async fn drain_backlog(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    shutdown: ShutdownWatch,
 ) {
-    let _ = tcp.set_nodelay(true);
-    let mut stream: L4Stream = tcp.into();
-    let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
-    let _ = digest.peer_addr.set(Some(peer.into()));
-    stream.set_socket_digest(digest);
-    let shared = shared.clone();
-    let shutdown = shutdown.clone();
-    shared.metrics.downstream.add(1);
-    pingora_runtime::current_handle().spawn(async move {
-        serve_conn(Box::new(stream), peer, &shared, &shutdown).await;
-        shared.metrics.downstream.add(-1);
-    });
+    let mut tasks = Vec::new();
+    if listener.set_nonblocking(true).is_ok() {
+        while let Ok((tcp, peer)) = listener.accept() {
+            if tcp.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else { continue };
+            let _ = tcp.set_nodelay(true);
+            let mut stream: L4Stream = tcp.into();
+            let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+            let _ = digest.peer_addr.set(Some(peer.into()));
+            stream.set_socket_digest(digest);
+            let shared = shared.clone();
+            let shutdown = shutdown.clone();
+            shared.metrics.downstream.add(1);
+            tasks.push(tokio::spawn(async move {
+                serve_conn(Box::new(stream), peer, &shared, &shutdown).await;
+                shared.metrics.downstream.add(-1);
+            }));
+        }
+    }
+    drop(listener);
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 /// Serves one client connection: HTTP/1 requests one after another while it is kept alive.

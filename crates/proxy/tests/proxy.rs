@@ -648,3 +648,77 @@ fn flags_override_the_file() {
     let _ = child.wait();
     assert_eq!(r.unwrap().status, 200);
 }
+
+// ------------------------------------------------------------------ more timeouts and metrics
+
+#[test]
+fn upstream_not_accepting_gets_504_at_the_connect_timeout() {
+    // A listener whose accept queue is full: the kernel drops further SYNs, connect hangs.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let _g = rt.enter();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            fillers.push(s);
+        }
+    }
+    let px = Proxy::start(&config_for(&[addr], "").replace("connect = \"1s\"", "connect = \"300ms\""));
+    let t = Instant::now();
+    let r = get(px.addr, "/").unwrap();
+    let took = t.elapsed();
+    assert_eq!(r.status, 504, "{:?}", String::from_utf8_lossy(&r.body));
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "{took:?}");
+    drop(listener);
+}
+
+#[test]
+fn client_too_slow_sending_its_body_gets_408() {
+    let up = Upstream::start();
+    let px = Proxy::start(&config_for(&[up.addr], "client_read = \"500ms\""));
+    let mut s = connect(px.addr);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+    let t = Instant::now();
+    let r = read_response(&mut BufReader::new(s));
+    let took = t.elapsed();
+    assert_eq!(r.unwrap().status, 408);
+    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(up.count(), 0, "an incomplete request was completed upstream");
+}
+
+#[test]
+fn upstream_errors_are_counted_by_kind() {
+    let sink = UdpSink::bind();
+    let px = Proxy::start_with_env(&config_for(&[closed_port()], ""), &sink.env());
+    assert_eq!(get(px.addr, "/").unwrap().status, 502);
+    let seen = eventually(Duration::from_secs(5), || {
+        sink.lines().iter().any(|l| {
+            l.starts_with("tinyfish.proxy.upstream.errors:1|c") && l.contains("kind:connect")
+        })
+    });
+    assert!(seen, "{:?}", sink.lines());
+    assert!(sink
+        .lines()
+        .iter()
+        .any(|l| l.starts_with("tinyfish.proxy.requests:") && l.contains("status_class:5xx")));
+}
+
+#[test]
+fn sigterm_with_idle_keepalive_connections_exits_without_waiting_the_grace_period() {
+    let up = Upstream::start();
+    let mut px = proxy_to(&up);
+    let s = connect(px.addr);
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    w.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut r).unwrap().status, 200);
+    let t = Instant::now();
+    px.signal(Signal::SIGTERM);
+    assert_eq!(px.wait_exit(Duration::from_secs(4)), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // the idle connection was closed, not left hanging
+    assert!(matches!(read_response(&mut r), Err(ReadError::ClosedBeforeResponse)));
+}

@@ -225,8 +225,8 @@ fn added_cost_charts(results: &Results, rows: &[SummaryRow]) -> String {
                                 let e = get(r);
                                 Bar {
                                     value: e.median,
-                                    ci: Some(e.ci95),
-                                    not_significant: !e.significant,
+                                    ci: units::has_interval(&e).then_some(e.ci95),
+                                    not_significant: !e.significant && units::has_interval(&e),
                                 }
                             })
                     })

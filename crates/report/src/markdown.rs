@@ -38,7 +38,7 @@ pub fn summary_markdown(results: &Results) -> String {
         out.push_str(&format!(
             "## Added cost against `{}`\n\nMedian over rounds of the paired per-round difference, \
              with its bootstrap 95% confidence interval as `median [low, high]`; **n.s.** marks a \
-             difference whose interval spans zero (not significant). _Proxy-internal p50_ is the \
+             difference whose interval spans zero (not significant). _Proxy internal p50_ is the \
              proxy's own p50 request time minus the app's, from their metrics.\n\n",
             rows[0].baseline
         ));

@@ -118,7 +118,7 @@ fn headline_row<'a>(
 }
 
 fn ns(e: &Estimate) -> &'static str {
-    if e.significant {
+    if e.significant || !units::has_interval(e) {
         ""
     } else {
         " (n.s.)"
@@ -163,7 +163,7 @@ pub fn headline(results: &Results) -> String {
         format!("Behind {ours}")
     };
     let mut s = format!(
-        "{who}, my service pays {} ({} vs {} at {}, median of {} round{}",
+        "{who}, my service pays {}: {} vs {} at {} (median of {} round{}",
         costs(row),
         row.topology,
         row.baseline,
@@ -171,13 +171,19 @@ pub fn headline(results: &Results) -> String {
         row.rounds,
         if row.rounds == 1 { "" } else { "s" },
     );
-    s.push_str(
-        if rows.iter().any(|r| !r.added_latency_us.p50.significant) {
-            "; n.s. = not significant at 95%)."
-        } else {
-            ")."
-        },
-    );
+    let estimates = [
+        &row.added_vcpu_per_1000_rps,
+        &row.added_rss_bytes,
+        &row.added_latency_us.p50,
+        &row.added_latency_us.p99,
+    ];
+    s.push_str(if estimates.iter().any(|e| !units::has_interval(e)) {
+        "; too few rounds for confidence intervals)."
+    } else if estimates.iter().any(|e| !e.significant) {
+        "; n.s. = not significant at 95%)."
+    } else {
+        ")."
+    });
     if ours != NGINX {
         let nginx = rows
             .iter()

@@ -85,8 +85,18 @@ pub fn signed(v: f64, fmt: fn(f64) -> String) -> String {
     }
 }
 
-/// An estimate as `median [low, high]`, followed by ` n.s.` when not significant.
+/// Whether the estimate has a confidence interval (a single round gives none: the
+/// statistics collapse the interval to the median and mark it not significant).
+pub fn has_interval(e: &Estimate) -> bool {
+    e.significant || e.ci95[0] != e.ci95[1]
+}
+
+/// An estimate as `median [low, high]`, followed by ` n.s.` when not significant,
+/// or `median (no CI)` when there was no interval to estimate (one round).
 pub fn fmt_estimate(e: &Estimate, fmt: fn(f64) -> String) -> String {
+    if !has_interval(e) {
+        return format!("{} (no CI)", signed(e.median, fmt));
+    }
     let mut s = format!(
         "{} [{}, {}]",
         signed(e.median, fmt),

@@ -230,12 +230,12 @@ pub fn comparison_table(rows: &[SummaryRow]) -> Table {
         ("added CPU µs/req", Align::Right),
         ("added vCPU/1000 rps", Align::Right),
         ("added MB", Align::Right),
-        ("proxy-internal p50 µs", Align::Right),
+        ("proxy internal p50 µs", Align::Right),
     ]);
     for r in rows {
         t.row(vec![
             rate_label(r.rate_rps),
-            format!("{} − {}", r.topology, r.baseline),
+            r.topology.clone(),
             r.rounds.to_string(),
             fmt_estimate(&r.added_latency_us.p50, fmt_us),
             fmt_estimate(&r.added_latency_us.p90, fmt_us),

@@ -124,7 +124,7 @@ fn summary_markdown_has_environment_tables_comparison_and_warnings() {
     ] {
         assert!(md.contains(col), "missing column {col}");
     }
-    assert!(md.contains("| proxied − direct"), "{md}");
+    assert!(md.contains("## Added cost against `direct`"), "{md}");
     assert!(
         md.contains("+0.1 [-0.3, 0.5] n.s."),
         "the n.s. estimate as median [low, high] n.s.:\n{md}"
@@ -301,4 +301,19 @@ fn compare_flags_real_changes_and_not_noise() {
     for line in s.lines() {
         assert!(line.chars().count() <= 120, "too wide: {line}");
     }
+}
+
+#[test]
+fn a_single_round_says_there_is_no_interval() {
+    let r = common::fake_results(&["direct", "proxied"], &[2000.0], 1, 5);
+    let s = report::terminal_tables(&r);
+    assert!(s.contains("(no CI)"), "{s}");
+    assert!(
+        !s.contains("] n.s."),
+        "one round is not 'not significant', it has no interval:\n{s}"
+    );
+    assert!(report::headline(&r).contains("too few rounds for confidence intervals"));
+    let page = report::html(&r);
+    assert!(page.contains("+69 (no CI)") || page.contains("(no CI)"));
+    assert_eq!(page.matches("<svg").count(), 4 + 1 + 3);
 }
