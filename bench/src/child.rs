@@ -186,7 +186,9 @@ impl Child {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(self.not_ready(timeout, &format!("nothing accepted connections on {addr}")));
+                return Err(
+                    self.not_ready(timeout, &format!("nothing accepted connections on {addr}"))
+                );
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -215,7 +217,10 @@ impl Child {
         if b.is_empty() {
             return "  (nothing on stderr)".to_owned();
         }
-        b.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+        b.iter()
+            .map(|l| format!("  | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn not_ready(&self, timeout: Duration, what: &str) -> ChildError {
@@ -264,7 +269,9 @@ fn describe_status(status: ExitStatus) -> String {
         (Some(c), _) => format!("exit code {c}"),
         (None, Some(s)) => format!(
             "killed by {}",
-            Signal::try_from(s).map(|s| s.as_str().to_owned()).unwrap_or_else(|_| format!("signal {s}"))
+            Signal::try_from(s)
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_else(|_| format!("signal {s}"))
         ),
         _ => status.to_string(),
     }
@@ -274,7 +281,6 @@ fn describe_status(status: ExitStatus) -> String {
 /// it dies, and exits the child at once if the bench is already gone.
 #[allow(unsafe_code)]
 fn set_parent_death_signal(cmd: &mut Command, sig: Signal) {
-
     let parent = std::process::id() as i32;
     // SAFETY: the closure runs between fork and exec and only calls prctl(2),
     // getppid(2) and _exit(2), which are async-signal-safe; it allocates nothing.

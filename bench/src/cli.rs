@@ -23,7 +23,13 @@ use crate::scenario::Scenario;
 /// each at the same fixed rates in interleaved rounds, samples every process's CPU
 /// and memory, and reports the proxy's cost with 95% confidence intervals.
 #[derive(Debug, Parser)]
-#[command(name = "bench", version, about, long_about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "bench",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// A tool other than the comparison.
     #[command(subcommand)]
@@ -90,7 +96,10 @@ pub fn main() -> ExitCode {
         Err(e) if e.use_stderr() => {
             let msg = e.to_string();
             let first = msg.lines().next().unwrap_or("invalid arguments");
-            eprintln!("bench: {}; see 'bench --help'", first.trim_start_matches("error: "));
+            eprintln!(
+                "bench: {}; see 'bench --help'",
+                first.trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
         Err(e) => {

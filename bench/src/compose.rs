@@ -44,8 +44,8 @@ use std::process::{Command, Output, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::StatsOptionsBuilder;
 use bollard::models::ContainerStatsResponse;
+use bollard::query_parameters::StatsOptionsBuilder;
 use futures::StreamExt;
 
 /// The image every TinyFish service runs (app, proxy, and the local agent).
@@ -251,8 +251,7 @@ pub struct ComposeCommand {
 impl ComposeCommand {
     /// `docker compose` when the v2 plugin answers, else `docker-compose`.
     pub fn detect() -> Result<Self, ComposeError> {
-        let candidates: [(&str, &[&str]); 2] =
-            [("docker", &["compose"]), ("docker-compose", &[])];
+        let candidates: [(&str, &[&str]); 2] = [("docker", &["compose"]), ("docker-compose", &[])];
         for (program, prefix) in candidates {
             let out = Command::new(program)
                 .args(prefix)
@@ -591,7 +590,9 @@ fn container_state(id: &str) -> Result<String, ComposeError> {
     ])
     .stdin(Stdio::null());
     let out = run(&mut c)?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_owned())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .trim_end_matches('\n')
+        .to_owned())
 }
 
 fn container_logs(id: &str) -> String {
@@ -610,7 +611,10 @@ fn container_logs(id: &str) -> String {
 }
 
 /// `GET http://addr/`: the JSON snapshot of a `bench agent`.
-pub fn agent_snapshot(addr: SocketAddr, timeout: Duration) -> Result<agent::Snapshot, ComposeError> {
+pub fn agent_snapshot(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<agent::Snapshot, ComposeError> {
     let fail = |reason: String| ComposeError::Snapshot { addr, reason };
     let body = http_get(addr, "/", timeout).map_err(|e| fail(e.to_string()))?;
     serde_json::from_slice(&body).map_err(|e| fail(format!("not a snapshot: {e}")))
@@ -740,7 +744,10 @@ pub async fn read_stats(
     docker: &bollard::Docker,
     id: &str,
 ) -> Result<ContainerReading, ComposeError> {
-    let options = StatsOptionsBuilder::new().stream(false).one_shot(true).build();
+    let options = StatsOptionsBuilder::new()
+        .stream(false)
+        .one_shot(true)
+        .build();
     let mut stream = docker.stats(id, Some(options));
     let stats = stream
         .next()
@@ -758,7 +765,10 @@ mod tests {
         assert_eq!("direct".parse::<Topology>().unwrap(), Topology::Direct);
         assert_eq!("proxied".parse::<Topology>().unwrap(), Topology::Proxied);
         let err = "nginx".parse::<Topology>().unwrap_err().to_string();
-        assert!(err.contains("\"nginx\"") && err.contains("proxied"), "{err}");
+        assert!(
+            err.contains("\"nginx\"") && err.contains("proxied"),
+            "{err}"
+        );
         assert_eq!(Topology::Direct.entry().to_string(), "127.0.0.1:5000");
         assert_eq!(Topology::Proxied.entry().to_string(), "127.0.0.1:8080");
         assert!(Topology::Proxied.roles().contains(&Role::Proxy));
@@ -792,7 +802,10 @@ mod tests {
         }));
         assert_eq!(
             ContainerReading::from_stats(&v1).unwrap(),
-            ContainerReading { cpu_ns: 123_456_789, rss_bytes: 2_000_000 }
+            ContainerReading {
+                cpu_ns: 123_456_789,
+                rss_bytes: 2_000_000
+            }
         );
         let v2 = stats(serde_json::json!({
             "cpu_stats": {"cpu_usage": {"total_usage": 5_000u64}},
@@ -800,7 +813,10 @@ mod tests {
         }));
         assert_eq!(
             ContainerReading::from_stats(&v2).unwrap(),
-            ContainerReading { cpu_ns: 5_000, rss_bytes: 3_000_000 }
+            ContainerReading {
+                cpu_ns: 5_000,
+                rss_bytes: 3_000_000
+            }
         );
         let stopped = stats(serde_json::json!({"cpu_stats": {}, "memory_stats": {}}));
         assert!(ContainerReading::from_stats(&stopped)
@@ -810,7 +826,10 @@ mod tests {
 
     #[test]
     fn chunked_bodies_are_decoded() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap(), b"abcde");
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap(),
+            b"abcde"
+        );
         assert!(dechunk(b"5\r\nab").is_none());
         assert!(dechunk(b"zz\r\n").is_none());
     }
@@ -821,7 +840,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
-            for body in [r#"{"metrics":[],"events":[],"service_checks":[],"malformed":0,"malformed_by_kind":{},"packets":7,"bytes":1,"lines":1,"kernel_drops":null,"over_limit":0,"window_secs":1.0}"#, "not json"] {
+            for body in [
+                r#"{"metrics":[],"events":[],"service_checks":[],"malformed":0,"malformed_by_kind":{},"packets":7,"bytes":1,"lines":1,"kernel_drops":null,"over_limit":0,"window_secs":1.0}"#,
+                "not json",
+            ] {
                 let (mut s, _) = listener.accept().unwrap();
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf).unwrap();
@@ -830,7 +852,9 @@ mod tests {
         });
         let snap = agent_snapshot(addr, Duration::from_secs(10)).unwrap();
         assert_eq!(snap.packets, 7);
-        let err = agent_snapshot(addr, Duration::from_secs(10)).unwrap_err().to_string();
+        let err = agent_snapshot(addr, Duration::from_secs(10))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a snapshot"), "{err}");
         server.join().unwrap();
     }

@@ -18,7 +18,9 @@ pub fn check(url: &str, timeout: Duration) -> anyhow::Result<()> {
         .with_context(|| format!("{} has no address", target.host))?;
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .with_context(|| format!("cannot connect to {addr}"))?;
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
     s.set_read_timeout(Some(left))?;
     s.set_write_timeout(Some(left))?;
     write!(
@@ -27,7 +29,9 @@ pub fn check(url: &str, timeout: Duration) -> anyhow::Result<()> {
         target.path_and_query, target.host_header
     )?;
     let mut head = [0u8; 64];
-    let n = s.read(&mut head).with_context(|| format!("no answer from {url}"))?;
+    let n = s
+        .read(&mut head)
+        .with_context(|| format!("no answer from {url}"))?;
     let line = String::from_utf8_lossy(&head[..n]);
     let status: u16 = line
         .strip_prefix("HTTP/1.")

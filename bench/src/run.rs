@@ -208,7 +208,11 @@ impl Runner<'_> {
         Ok(())
     }
 
-    fn measure(&mut self, topologies: &[TopologySpec], results: &mut Results) -> anyhow::Result<()> {
+    fn measure(
+        &mut self,
+        topologies: &[TopologySpec],
+        results: &mut Results,
+    ) -> anyhow::Result<()> {
         let s = self.scenario;
         // 1. Capacity of each topology, closed loop.
         for t in topologies {
@@ -407,7 +411,10 @@ impl Runner<'_> {
 
         let (w_start, w_end) = match (window.start, window.end) {
             (Some(a), Some(b)) => (a, b),
-            _ => bail!("{}: the load generator's measured window was not observed", t.name),
+            _ => bail!(
+                "{}: the load generator's measured window was not observed",
+                t.name
+            ),
         };
         let completed = report.completed.max(1) as f64;
         let mut processes = Vec::new();
@@ -420,7 +427,10 @@ impl Runner<'_> {
                 (report.cpu.user_s + report.cpu.system_s, 1)
             } else {
                 let d = window.cpu_end[i].saturating_sub(window.cpu_start[i]);
-                (d as f64 / 1e9, pts.last().map_or(1, |p| p.reading.processes))
+                (
+                    d as f64 / 1e9,
+                    pts.last().map_or(1, |p| p.reading.processes),
+                )
             };
             let rss_peak = pts.iter().map(|p| p.reading.rss_bytes).max().unwrap_or(0);
             let rss_mean = if pts.is_empty() {
@@ -458,7 +468,9 @@ impl Runner<'_> {
         for (status, n) in &report.status_counts {
             if !(200..300).contains(status) {
                 non_2xx += n;
-                *errors_by_kind.entry(format!("status_{}xx", status / 100)).or_default() += n;
+                *errors_by_kind
+                    .entry(format!("status_{}xx", status / 100))
+                    .or_default() += n;
             }
         }
         let trial = Trial {
@@ -492,7 +504,12 @@ impl Runner<'_> {
             throughput: report
                 .timeline
                 .iter()
-                .map(|p| [p.t_s, p.completed as f64 / loadgen::report::TIMELINE_BUCKET.as_secs_f64()])
+                .map(|p| {
+                    [
+                        p.t_s,
+                        p.completed as f64 / loadgen::report::TIMELINE_BUCKET.as_secs_f64(),
+                    ]
+                })
                 .collect(),
         };
         self.sequence += 1;
@@ -574,9 +591,9 @@ fn add_trial_warnings(results: &mut Results) {
     }
     let errors: u64 = results.results.iter().map(|t| t.errors).sum();
     if errors > 0 {
-        results
-            .warnings
-            .push(format!("{errors} request(s) failed across all trials (see errors_by_kind)"));
+        results.warnings.push(format!(
+            "{errors} request(s) failed across all trials (see errors_by_kind)"
+        ));
     }
     if !results.complete {
         results
@@ -645,7 +662,13 @@ pub fn now_rfc3339() -> String {
 /// `./bench-results/<timestamp>`.
 pub fn default_out_dir() -> PathBuf {
     let stamp = now_rfc3339().replace(':', "-");
-    let stamp = stamp.split('.').next().unwrap_or(&stamp).trim_end_matches('Z').to_owned() + "Z";
+    let stamp = stamp
+        .split('.')
+        .next()
+        .unwrap_or(&stamp)
+        .trim_end_matches('Z')
+        .to_owned()
+        + "Z";
     let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     if Path::new(env!("CARGO_MANIFEST_DIR")).is_dir() {
         tree.join(stamp)

@@ -120,7 +120,8 @@ fn threads_ns(pid: u32, prefix: Option<&str>) -> u64 {
         let tid = e.file_name();
         let tid = tid.to_string_lossy();
         if let Some(prefix) = prefix {
-            let comm = fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
+            let comm =
+                fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
             if !comm.trim_end().starts_with(prefix) {
                 continue;
             }
@@ -135,8 +136,9 @@ fn task_ns(pid: u32, tid: &str) -> u64 {
     if let Some(ns) = sched.and_then(|s| s.split_ascii_whitespace().next()?.parse::<u64>().ok()) {
         return ns;
     }
-    stat(&format!("/proc/{pid}/task/{tid}/stat"))
-        .map_or(0, |(ticks, _)| (ticks as f64 * 1e9 / ticks_per_second()) as u64)
+    stat(&format!("/proc/{pid}/task/{tid}/stat")).map_or(0, |(ticks, _)| {
+        (ticks as f64 * 1e9 / ticks_per_second()) as u64
+    })
 }
 
 /// `root` and all its descendants.
@@ -214,7 +216,11 @@ impl Sampler {
                 }
             })
             .ok();
-        Sampler { stop, series, handle }
+        Sampler {
+            stop,
+            series,
+            handle,
+        }
     }
 
     /// Stops and returns the series, one per target.
@@ -259,7 +265,10 @@ mod tests {
 
     #[test]
     fn tree_includes_children() {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let t = tree(std::process::id());
         let _ = child.kill();
         let _ = child.wait();

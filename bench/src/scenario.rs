@@ -86,7 +86,9 @@ impl<'de> Deserialize<'de> for Rate {
         impl Visitor<'_> for V {
             type Value = Rate;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number of requests per second or a percentage of capacity like \"50%\"")
+                f.write_str(
+                    "a number of requests per second or a percentage of capacity like \"50%\"",
+                )
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Rate, E> {
                 self.visit_f64(v as f64)
@@ -104,7 +106,10 @@ impl<'de> Deserialize<'de> for Rate {
                     ))
                 };
                 let p = v.trim().strip_suffix('%').ok_or_else(bad)?;
-                p.trim().parse::<f64>().map(Rate::Percent).map_err(|_| bad())
+                p.trim()
+                    .parse::<f64>()
+                    .map(Rate::Percent)
+                    .map_err(|_| bad())
             }
         }
         d.deserialize_any(V)
@@ -300,30 +305,61 @@ impl Scenario {
             })
         };
         if self.rounds == 0 || self.rounds > 1000 {
-            return bad("rounds".into(), format!("expected 1 to 1000 rounds, got {}", self.rounds));
+            return bad(
+                "rounds".into(),
+                format!("expected 1 to 1000 rounds, got {}", self.rounds),
+            );
         }
         if self.rates.is_empty() {
-            return bad("rates".into(), "give at least one rate, e.g. rates = [\"50%\"]".into());
+            return bad(
+                "rates".into(),
+                "give at least one rate, e.g. rates = [\"50%\"]".into(),
+            );
         }
         for (i, r) in self.rates.iter().enumerate() {
             match *r {
                 Rate::Absolute(v) if !(v.is_finite() && v > 0.0 && v <= 10_000_000.0) => {
-                    return bad(format!("rates[{i}]"), format!("expected a rate from 1 to 10000000 req/s, got {v}"));
+                    return bad(
+                        format!("rates[{i}]"),
+                        format!("expected a rate from 1 to 10000000 req/s, got {v}"),
+                    );
                 }
                 Rate::Percent(p) if !(p.is_finite() && p > 0.0 && p <= 100.0) => {
-                    return bad(format!("rates[{i}]"), format!("expected a percentage of capacity above 0% and at most 100%, got {p}%"));
+                    return bad(
+                        format!("rates[{i}]"),
+                        format!(
+                            "expected a percentage of capacity above 0% and at most 100%, got {p}%"
+                        ),
+                    );
                 }
                 _ => {}
             }
         }
         if !self.request.path.starts_with('/') {
-            return bad("request.path".into(), format!("expected a path starting with /, got {:?}", self.request.path));
+            return bad(
+                "request.path".into(),
+                format!(
+                    "expected a path starting with /, got {:?}",
+                    self.request.path
+                ),
+            );
         }
-        if self.request.method.is_empty() || !self.request.method.bytes().all(|b| b.is_ascii_uppercase()) {
-            return bad("request.method".into(), format!("expected an HTTP method such as GET or POST, got {:?}", self.request.method));
+        if self.request.method.is_empty()
+            || !self.request.method.bytes().all(|b| b.is_ascii_uppercase())
+        {
+            return bad(
+                "request.method".into(),
+                format!(
+                    "expected an HTTP method such as GET or POST, got {:?}",
+                    self.request.method
+                ),
+            );
         }
         if self.request.body_bytes > 16 * 1024 * 1024 {
-            return bad("request.body_bytes".into(), "expected at most 16 MiB".into());
+            return bad(
+                "request.body_bytes".into(),
+                "expected at most 16 MiB".into(),
+            );
         }
         for (key, n, max) in [
             ("load.connections", self.load.connections, 10_000),
@@ -341,7 +377,13 @@ impl Scenario {
             ("capacity.measure", self.capacity.measure),
         ] {
             if d < Duration::from_millis(200) || d > Duration::from_secs(3600) {
-                return bad(key.into(), format!("expected a window from 200ms to 1h, got {}", humantime::format_duration(d)));
+                return bad(
+                    key.into(),
+                    format!(
+                        "expected a window from 200ms to 1h, got {}",
+                        humantime::format_duration(d)
+                    ),
+                );
             }
         }
         if self.topologies.is_empty() {
@@ -349,11 +391,22 @@ impl Scenario {
         }
         for (i, t) in self.topologies.iter().enumerate() {
             let key = |k: &str| format!("topology[{i}].{k}");
-            if t.name.is_empty() || !t.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return bad(key("name"), format!("expected letters, digits, - or _, got {:?}", t.name));
+            if t.name.is_empty()
+                || !t
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return bad(
+                    key("name"),
+                    format!("expected letters, digits, - or _, got {:?}", t.name),
+                );
             }
             if self.topologies[..i].iter().any(|o| o.name == t.name) {
-                return bad(key("name"), format!("{:?} is used twice; names must be unique", t.name));
+                return bad(
+                    key("name"),
+                    format!("{:?} is used twice; names must be unique", t.name),
+                );
             }
             match (t.kind, &t.command) {
                 (TopologyKind::External, None) => {
@@ -362,22 +415,37 @@ impl Scenario {
                 (TopologyKind::External, Some(c)) => {
                     let has_cfg = c.contains("{config}");
                     if has_cfg != t.config_template.is_some() {
-                        return bad(key("command"), "use {config} in the command exactly when config_template is set".into());
+                        return bad(
+                            key("command"),
+                            "use {config} in the command exactly when config_template is set"
+                                .into(),
+                        );
                     }
                     if !has_cfg && !(c.contains("{listen}") && c.contains("{upstream}")) {
                         return bad(key("command"), "the command must contain {listen} and {upstream} (or {config} with a config_template that does)".into());
                     }
                 }
                 (_, Some(_)) => {
-                    return bad(key("command"), "only external topologies take a command".into());
+                    return bad(
+                        key("command"),
+                        "only external topologies take a command".into(),
+                    );
                 }
                 _ => {}
             }
         }
-        if self.topologies.iter().filter(|t| t.kind == TopologyKind::Direct).count() != 1
+        if self
+            .topologies
+            .iter()
+            .filter(|t| t.kind == TopologyKind::Direct)
+            .count()
+            != 1
             || self.topologies[0].kind != TopologyKind::Direct
         {
-            return bad("topology[0]".into(), "the first topology must be the one kind = \"direct\" (the baseline)".into());
+            return bad(
+                "topology[0]".into(),
+                "the first topology must be the one kind = \"direct\" (the baseline)".into(),
+            );
         }
         Ok(())
     }
@@ -430,15 +498,24 @@ mod tests {
 
     #[test]
     fn a_bad_rate_names_its_index() {
-        let e = with("rates = [", "rates = [\"fast\", ").unwrap_err().to_string();
-        assert!(e.contains("s.toml") && e.contains("fast") && e.contains("percentage"), "{e}");
-        let e = with("rates = [", "rates = [\"150%\", ").unwrap_err().to_string();
+        let e = with("rates = [", "rates = [\"fast\", ")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("s.toml") && e.contains("fast") && e.contains("percentage"),
+            "{e}"
+        );
+        let e = with("rates = [", "rates = [\"150%\", ")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("rates[0]"), "{e}");
     }
 
     #[test]
     fn an_unknown_key_is_named() {
-        let e = with("[load]", "[load]\nconections = 3").unwrap_err().to_string();
+        let e = with("[load]", "[load]\nconections = 3")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("conections"), "{e}");
     }
 
@@ -446,7 +523,9 @@ mod tests {
     fn bad_durations_and_counts() {
         let e = with("rounds = ", "rounds = 0 #").unwrap_err().to_string();
         assert!(e.contains("rounds"), "{e}");
-        let e = with("measure = \"", "measure = \"1 fortnight\" #").unwrap_err().to_string();
+        let e = with("measure = \"", "measure = \"1 fortnight\" #")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("measure"), "{e}");
     }
 

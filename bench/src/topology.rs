@@ -181,9 +181,15 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
         entry: SocketAddr::from(([127, 0, 0, 1], 0)),
         children: Vec::new(),
     };
-    let mut app = Child::spawn("app", self_command(env, "app", "tinyfish-app"), Signal::SIGKILL)?;
+    let mut app = Child::spawn(
+        "app",
+        self_command(env, "app", "tinyfish-app"),
+        Signal::SIGKILL,
+    )?;
     let app_addr = app.wait_listening(READY_TIMEOUT)?;
-    running.children.push(("app".into(), "tinyfish-app".into(), app));
+    running
+        .children
+        .push(("app".into(), "tinyfish-app".into(), app));
     running.entry = app_addr;
     match spec.kind {
         TopologyKind::Direct => {}
@@ -192,18 +198,26 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
             cmd.args(["--upstream", &app_addr.to_string()]);
             let mut proxy = Child::spawn("proxy", cmd, Signal::SIGKILL)?;
             running.entry = proxy.wait_listening(READY_TIMEOUT)?;
-            running.children.push(("proxy".into(), "tinyfish-proxy".into(), proxy));
+            running
+                .children
+                .push(("proxy".into(), "tinyfish-proxy".into(), proxy));
         }
         TopologyKind::Nginx => {
             availability(spec)?;
             let nginx = find_program("nginx").unwrap_or_else(|| "nginx".into());
             let (child, addr) = start_templated(spec, env, app_addr, NGINX_CONF, |dir, conf| {
                 let mut c = Command::new(&nginx);
-                c.arg("-p").arg(dir).arg("-c").arg(conf).args(["-e", "stderr"]);
+                c.arg("-p")
+                    .arg(dir)
+                    .arg("-c")
+                    .arg(conf)
+                    .args(["-e", "stderr"]);
                 c
             })?;
             running.entry = addr;
-            running.children.push(("proxy".into(), "nginx".into(), child));
+            running
+                .children
+                .push(("proxy".into(), "nginx".into(), child));
         }
         TopologyKind::External => {
             availability(spec)?;
@@ -233,7 +247,11 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
 
 /// The bench binary re-executed as `role` (`app` or `proxy`), on 127.0.0.1:0.
 fn self_command(env: &Env, role: &str, service: &str) -> Command {
-    let threads = if role == "app" { env.app_threads } else { env.proxy_threads };
+    let threads = if role == "app" {
+        env.app_threads
+    } else {
+        env.proxy_threads
+    };
     let mut c = Command::new(&env.exe);
     c.arg(role)
         .args(["--listen", "127.0.0.1:0", "--threads", &threads.to_string()])
@@ -283,11 +301,15 @@ fn start_templated(
                 .replace("{prefix}", &dir.display().to_string())
         };
         let conf = dir.join("proxy.conf");
-        std::fs::write(&conf, render(template)).map_err(io(format!("cannot write {}", conf.display())))?;
+        std::fs::write(&conf, render(template))
+            .map_err(io(format!("cannot write {}", conf.display())))?;
         let mut cmd = command(&dir, &conf);
         // Render placeholders in the arguments too (external commands).
         let program = cmd.get_program().to_owned();
-        let args: Vec<String> = cmd.get_args().map(|a| render(&a.to_string_lossy())).collect();
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| render(&a.to_string_lossy()))
+            .collect();
         let mut rendered = Command::new(program);
         rendered.args(args).current_dir(&dir);
         cmd = rendered;
@@ -303,11 +325,13 @@ fn start_templated(
             }
         }
     }
-    Err(last_err.map(TopologyError::from).unwrap_or_else(|| TopologyError::Io {
-        topology: spec.name.clone(),
-        what: "cannot start".into(),
-        source: std::io::Error::other("no attempt made"),
-    }))
+    Err(last_err
+        .map(TopologyError::from)
+        .unwrap_or_else(|| TopologyError::Io {
+            topology: spec.name.clone(),
+            what: "cannot start".into(),
+            source: std::io::Error::other("no attempt made"),
+        }))
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.

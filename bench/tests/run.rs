@@ -19,7 +19,10 @@ fn bench() -> Command {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn out_dir(name: &str) -> PathBuf {
@@ -38,9 +41,15 @@ fn text(o: &Output) -> String {
 }
 
 fn installed(program: &str) -> bool {
-    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin"]
-        .iter()
-        .any(|d| Path::new(d).join(program).is_file())
+    [
+        "/usr/sbin",
+        "/usr/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/sbin",
+    ]
+    .iter()
+    .any(|d| Path::new(d).join(program).is_file())
 }
 
 fn validate_against_schema(json: &serde_json::Value) {
@@ -48,29 +57,49 @@ fn validate_against_schema(json: &serde_json::Value) {
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&schema_path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
-    let errors: Vec<String> = validator.iter_errors(json).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "results.json does not match the schema:\n{}", errors.join("\n"));
+    let errors: Vec<String> = validator
+        .iter_errors(json)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "results.json does not match the schema:\n{}",
+        errors.join("\n")
+    );
 }
 
 #[test]
 fn quick_run_writes_every_file_with_a_row_for_every_proxy() {
     let out = out_dir("quick");
     let o = bench()
-        .args(["--scenario", "bench/scenarios/haproxy.toml", "--quick", "--no-progress", "--out"])
+        .args([
+            "--scenario",
+            "bench/scenarios/haproxy.toml",
+            "--quick",
+            "--no-progress",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     for f in ["results.json", "summary.md", "report.html"] {
         let p = out.join(f);
-        assert!(p.is_file() && std::fs::metadata(&p).unwrap().len() > 200, "{f} missing\n{}", text(&o));
+        assert!(
+            p.is_file() && std::fs::metadata(&p).unwrap().len() > 200,
+            "{f} missing\n{}",
+            text(&o)
+        );
     }
     let raw = std::fs::read_to_string(out.join("results.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&raw).unwrap();
     validate_against_schema(&json);
     let results = report::load(&out.join("results.json")).unwrap();
     assert!(results.complete);
-    assert!(results.environment.build_profile == "dev" || results.environment.build_profile == "release");
+    assert!(
+        results.environment.build_profile == "dev"
+            || results.environment.build_profile == "release"
+    );
 
     let mut expected = vec!["direct", "proxied"];
     if installed("nginx") {
@@ -84,23 +113,43 @@ fn quick_run_writes_every_file_with_a_row_for_every_proxy() {
         eprintln!("SKIPPED part: haproxy is not installed, so no haproxy row is expected");
     }
     for name in &expected {
-        let trials: Vec<_> = results.results.iter().filter(|t| t.topology == *name).collect();
+        let trials: Vec<_> = results
+            .results
+            .iter()
+            .filter(|t| t.topology == *name)
+            .collect();
         assert_eq!(trials.len(), 2, "{name}: one rate × two rounds expected");
         for t in &trials {
             assert!(t.requests > 0 && t.achieved_rps > 0.0, "{name}: {t:?}");
             assert!(t.latency_us.p50 > 0.0 && t.latency_us.p50 <= t.latency_us.p99);
             let app = t.process("app").expect("app sampled");
-            assert!(app.cpu_us_per_request > 0.0 && app.rss_peak_bytes > 0, "{name}: {app:?}");
-            assert!(t.process("loadgen").is_some_and(|l| l.cpu_us_per_request > 0.0));
+            assert!(
+                app.cpu_us_per_request > 0.0 && app.rss_peak_bytes > 0,
+                "{name}: {app:?}"
+            );
+            assert!(t
+                .process("loadgen")
+                .is_some_and(|l| l.cpu_us_per_request > 0.0));
             if *name != "direct" {
                 let proxy = t.process("proxy").expect("proxy sampled");
-                assert!(proxy.cpu_us_per_request > 0.0 && proxy.rss_peak_bytes > 0, "{name}: {proxy:?}");
+                assert!(
+                    proxy.cpu_us_per_request > 0.0 && proxy.rss_peak_bytes > 0,
+                    "{name}: {proxy:?}"
+                );
             }
             // The app's own metrics reached the embedded agent.
-            assert!(t.server.app_duration_us.is_some_and(|q| q.count > 0.0), "{name}: {:?}", t.server);
+            assert!(
+                t.server.app_duration_us.is_some_and(|q| q.count > 0.0),
+                "{name}: {:?}",
+                t.server
+            );
         }
         if *name != "direct" {
-            let row = results.summary.iter().find(|r| r.topology == *name).expect("summary row");
+            let row = results
+                .summary
+                .iter()
+                .find(|r| r.topology == *name)
+                .expect("summary row");
             assert_eq!(row.baseline, "direct");
             let html = std::fs::read_to_string(out.join("report.html")).unwrap();
             let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
@@ -114,7 +163,10 @@ fn quick_run_writes_every_file_with_a_row_for_every_proxy() {
         .filter(|t| t.topology == "proxied")
         .all(|t| t.server.proxy_duration_us.is_some_and(|q| q.count > 0.0)));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("vCPU per 1000 req/s"), "headline missing:\n{stdout}");
+    assert!(
+        stdout.contains("vCPU per 1000 req/s"),
+        "headline missing:\n{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -128,9 +180,15 @@ fn a_bad_scenario_is_one_clear_line_and_exit_2() {
     let o = bench().arg("--scenario").arg(&file).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.toml") && err.contains("\"fast\""), "{err}");
+    assert!(
+        err.contains("bad.toml") && err.contains("\"fast\""),
+        "{err}"
+    );
 
-    let o = bench().args(["--scenario", "/does/not/exist.toml"]).output().unwrap();
+    let o = bench()
+        .args(["--scenario", "/does/not/exist.toml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/does/not/exist.toml"));
 
@@ -159,7 +217,12 @@ fn an_external_proxy_that_fails_to_start_is_explained() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("broken") && err.contains("exit code 3") && err.contains("cannot bind 127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("broken")
+            && err.contains("exit code 3")
+            && err.contains("cannot bind 127.0.0.1:"),
+        "{err}"
+    );
     assert!(t0.elapsed() < Duration::from_secs(60));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -168,9 +231,15 @@ fn an_external_proxy_that_fails_to_start_is_explained() {
 fn descendants(root: u32) -> Vec<u32> {
     let mut parents = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
         let f: Vec<&str> = rest.split_whitespace().collect();
         if let Some(ppid) = f.get(1).and_then(|p| p.parse::<u32>().ok()) {
             parents.push((pid, ppid));
@@ -189,7 +258,12 @@ fn descendants(root: u32) -> Vec<u32> {
 
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -209,7 +283,10 @@ fn start_and_wait_for_children(out: &Path, n: usize) -> (std::process::Child, Ve
         if d.len() >= n {
             return (child, d);
         }
-        assert!(Instant::now() < deadline, "the bench started no children within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "the bench started no children within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -255,7 +332,11 @@ fn ctrl_c_stops_children_writes_partial_results_and_exits_non_zero() {
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
     let t0 = Instant::now();
     let o = child.wait_with_output().unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(20), "took {:?} to stop", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "took {:?} to stop",
+        t0.elapsed()
+    );
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     assert_all_gone(&all);
     let results = report::load(&out.join("results.json")).expect("partial results written");

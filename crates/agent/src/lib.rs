@@ -200,15 +200,6 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         addr: config.udp,
         cause,
     })?;
-    let unix = match &config.socket {
-        Some(path) => Some(
-            receive::bind_unix(path).map_err(|cause| AgentError::Socket {
-                path: path.clone(),
-                cause,
-            })?,
-        ),
-        None => None,
-    };
     let http = match config.http {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -225,6 +216,16 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         None => None,
     };
 
+    // Last: a failure above leaves no socket file behind.
+    let unix = match &config.socket {
+        Some(path) => Some(
+            receive::bind_unix(path).map_err(|cause| AgentError::Socket {
+                path: path.clone(),
+                cause,
+            })?,
+        ),
+        None => None,
+    };
     let shared = Arc::new(Shared::new(config.print));
     let drops = DropCounter::for_socket(&udp);
     let core = Arc::new(Core {

@@ -209,6 +209,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn printing_feeds_a_second_window_taken_per_interval() {
+        let shared = Shared::new(true);
+        shared.ingest(b"a:1|c\nbad");
+        let first = shared.take_print().unwrap().snapshot();
+        assert_eq!((first.packets, first.lines, first.malformed), (1, 2, 1));
+        shared.ingest(b"a:2|c");
+        let second = shared.take_print().unwrap().snapshot();
+        assert_eq!(second.metric("a", &[]).unwrap().value, Some(2.0));
+        let main = shared.main().snapshot();
+        assert_eq!(main.metric("a", &[]).unwrap().value, Some(3.0));
+        assert_eq!((main.packets, main.malformed), (2, 1));
+        assert!(Shared::new(false).take_print().is_none());
+    }
+
+    #[test]
     fn parses_proc_net_udp() {
         let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
           812: 0100007F:1FBD 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 123456 2 0000000000000000 17\n\

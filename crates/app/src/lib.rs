@@ -9,7 +9,6 @@
 //! - [`work`]: `/work` parameters, their limits and the CPU spin;
 //! - [`body`]: the response body type;
 //! - [`metrics`]: pre-created counters, the in-flight gauge and the duration distribution;
-//! - [`durations`]: request durations batched off the request path.
 //!
 //! [`run`] is the whole program (runtime, bind, signals, drain); `main` only parses flags.
 //!
@@ -21,7 +20,6 @@
 
 pub mod body;
 pub mod cli;
-pub mod durations;
 pub mod greeting;
 pub mod metrics;
 pub mod routes;

@@ -1,11 +1,10 @@
 //! The app's metrics, created once at start-up so that recording a request is a few
-//! atomic adds and one buffered duration (sent in batches, see [`crate::durations`]).
+//! atomic adds and one buffered duration (sent packed, see [`telemetry::Distribution`]).
 
 use std::time::Instant;
 
-use telemetry::{names, tags, Counter, Gauge, Telemetry};
+use telemetry::{names, tags, Counter, Distribution, Gauge, Telemetry};
 
-use crate::durations::Durations;
 
 /// The routes the app knows; `Other` is every unknown path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,9 +67,8 @@ fn class_index(status: u16) -> usize {
 /// Counters per route × status class, the in-flight gauge and the duration distribution.
 #[derive(Debug)]
 pub struct AppMetrics {
-    telemetry: Telemetry,
     enabled: bool,
-    durations: Durations,
+    durations: [[Distribution; 5]; 5],
     requests: [[Counter; 5]; 5],
     inflight: Gauge,
 }
@@ -87,15 +85,17 @@ impl AppMetrics {
             })
         });
         let inflight = telemetry.gauge(names::APP_INFLIGHT, &[]);
-        // Cell `route * 5 + class` carries that route's and class's tags.
-        let cells = Route::ALL
-            .iter()
-            .flat_map(|r| CLASSES.map(|c| [(tags::ROUTE, r.tag()), (tags::STATUS_CLASS, c)]))
-            .collect();
+        let durations = Route::ALL.map(|r| {
+            CLASSES.map(|c| {
+                telemetry.distribution_handle(
+                    names::APP_REQUEST_DURATION,
+                    &[(tags::ROUTE, r.tag()), (tags::STATUS_CLASS, c)],
+                )
+            })
+        });
         AppMetrics {
-            durations: Durations::start(&telemetry, names::APP_REQUEST_DURATION, cells),
+            durations,
             enabled: telemetry.is_enabled(),
-            telemetry,
             requests,
             inflight,
         }
@@ -126,7 +126,7 @@ pub struct RequestGuard<'a> {
 
 impl RequestGuard<'_> {
     /// Counts the answered request and records its duration (request head to response
-    /// head) for the next batch (see [`crate::durations`]).
+    /// head), buffered and sent packed by telemetry.
     #[inline]
     pub fn finish(self, route: Route, status: u16) {
         let m = self.metrics;
@@ -134,18 +134,7 @@ impl RequestGuard<'_> {
         m.requests[route.index()][class].incr();
         if let Some(start) = self.start {
             let ms = start.elapsed().as_secs_f64() * 1e3;
-            // At most 25 cells: fits a u8.
-            m.durations
-                .record((route.index() * CLASSES.len() + class) as u8, ms);
-        }
-    }
-}
-
-impl Drop for AppMetrics {
-    /// Sends what is still buffered (at shutdown).
-    fn drop(&mut self) {
-        if self.enabled {
-            self.durations.flush(&self.telemetry);
+            m.durations[route.index()][class].record(ms);
         }
     }
 }

@@ -73,23 +73,25 @@ fn requests_durations_and_inflight_reach_the_agent() {
     });
     assert_eq!(root_4xx, 1.0, "lines: {:#?}", sink.lines());
 
-    // Each distribution line carries one value: count the lines, not their sum.
-    let mut dist_lines = 0;
+    // Distribution values may be packed several to a line (`name:v1:v2|d`): count values.
+    let mut dist_values = 0;
     sink.wait_for(
         |l| {
-            dist_lines += usize::from(Metric::parse(l).is_some_and(|m| {
+            if let Some(m) = Metric::parse(l).filter(|m| {
                 m.name == "tinyfish.app.request.duration"
                     && m.kind == "d"
                     && m.tag("route") == Some("/")
                     && m.tag("status_class") == Some("2xx")
-                    && has_unified_tags(&m)
-                    && (0.0..10_000.0).contains(&m.value)
-            }));
-            dist_lines >= 3
+                    && has_unified_tags(m)
+                    && m.values.iter().all(|v| (0.0..10_000.0).contains(v))
+            }) {
+                dist_values += m.values.len();
+            }
+            dist_values >= 3
         },
         WAIT,
     );
-    assert_eq!(dist_lines, 3, "lines: {:#?}", sink.lines());
+    assert_eq!(dist_values, 3, "lines: {:#?}", sink.lines());
 
     let gauge = sink.wait_for(
         |l| {

@@ -100,7 +100,7 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
         Mode::Open { rate } => format!("open loop at {rate} req/s"),
         Mode::Closed => "closed loop".to_owned(),
     };
-    eprintln!(
+    let header = format!(
         "loading {} ({}): {mode}, {} connections, {} thread(s), {} (+{} warm-up)",
         cli.url,
         spec.addr,
@@ -111,14 +111,10 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
     );
     let live = Live::new();
     let report = std::thread::scope(|s| {
-        let progress = std::io::stderr()
-            .is_terminal()
-            .then(|| s.spawn(|| show_progress(&live)));
+        let watcher = s.spawn(|| watch(&live, &header));
         let r = crate::run(&spec, &live);
         live.finish();
-        if let Some(p) = progress {
-            let _ = p.join();
-        }
+        let _ = watcher.join();
         r
     })?;
     print!("{}", render_table(&report));
@@ -139,28 +135,39 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn show_progress(live: &Live) {
+/// Prints `header` once connected (so a failed connect prints only its error) and, on a
+/// terminal, a progress line until the run is done.
+fn watch(live: &Live, header: &str) {
     let mut err = std::io::stderr();
+    let tty = err.is_terminal();
+    let mut announced = false;
     loop {
         let s = live.snapshot();
-        let line = match s.phase {
-            Phase::Connecting => "connecting…".to_owned(),
-            Phase::Warmup => "warming up…".to_owned(),
-            Phase::Measuring | Phase::Draining => format!(
-                "measuring {:>5.1}/{:.1} s  {} done  {} errors",
-                s.elapsed.as_secs_f64(),
-                s.window.as_secs_f64(),
-                s.completed,
-                s.errors
-            ),
-            Phase::Done => {
+        if s.phase == Phase::Done {
+            if tty && announced {
                 let _ = write!(err, "\r\x1b[2K");
-                return;
             }
-        };
-        let _ = write!(err, "\r\x1b[2K{line}");
-        let _ = err.flush();
-        std::thread::sleep(Duration::from_millis(250));
+            return;
+        }
+        if s.phase != Phase::Connecting && !announced {
+            let _ = writeln!(err, "{header}");
+            announced = true;
+        }
+        if tty && announced {
+            let line = match s.phase {
+                Phase::Warmup => "warming up…".to_owned(),
+                _ => format!(
+                    "measuring {:>5.1}/{:.1} s  {} done  {} errors",
+                    s.elapsed.as_secs_f64(),
+                    s.window.as_secs_f64(),
+                    s.completed,
+                    s.errors
+                ),
+            };
+            let _ = write!(err, "\r\x1b[2K{line}");
+            let _ = err.flush();
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -216,9 +223,10 @@ pub fn render_table(r: &LoadReport) -> String {
         row(
             "sends",
             format!(
-                "{} late (> {} ms), {} dropped",
+                "{} late (> {} ms; {} of them on a free connection), {} dropped",
                 r.late_sends,
                 crate::LATE_THRESHOLD.as_millis(),
+                r.pacing_late_sends,
                 r.dropped_sends
             ),
         );

@@ -166,6 +166,9 @@ pub struct LoadReport {
     /// Open loop: sends issued more than 1 ms ([`LATE_THRESHOLD`](crate::LATE_THRESHOLD))
     /// after their intended time. Their latency still counts from the intended time.
     pub late_sends: u64,
+    /// Open loop: the late sends whose connection was free at the intended time, i.e. the
+    /// load generator's own lateness (timer, CPU, scheduling) rather than a slow server.
+    pub pacing_late_sends: u64,
     /// Open loop: intended sends in the window never issued (the connection was still busy
     /// when the window ended).
     pub dropped_sends: u64,
@@ -206,6 +209,7 @@ pub(crate) struct Recorder {
     pub sent: u64,
     pub completed: u64,
     pub late: u64,
+    pub pacing_late: u64,
     pub dropped: u64,
     pub abandoned: u64,
     pub reconnects: u64,
@@ -226,6 +230,7 @@ impl Recorder {
             sent: 0,
             completed: 0,
             late: 0,
+            pacing_late: 0,
             dropped: 0,
             abandoned: 0,
             reconnects: 0,
@@ -277,6 +282,7 @@ impl Recorder {
         self.sent += other.sent;
         self.completed += other.completed;
         self.late += other.late;
+        self.pacing_late += other.pacing_late;
         self.dropped += other.dropped;
         self.abandoned += other.abandoned;
         self.reconnects += other.reconnects;

@@ -27,7 +27,8 @@ pub enum Mode {
 pub struct LoadSpec {
     /// Address the connections dial.
     pub addr: SocketAddr,
-    /// Value of the `Host` header (`host[:port]` as in the URL).
+    /// Value of the `Host` header (`host[:port]` as in the URL); a `Host` entry in
+    /// `headers` replaces it.
     pub host_header: String,
     /// Request method (`GET`, `POST`, …).
     pub method: String,
@@ -142,9 +143,12 @@ impl LoadSpec {
         r.extend_from_slice(self.method.as_bytes());
         r.push(b' ');
         r.extend_from_slice(self.path_and_query.as_bytes());
-        r.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        r.extend_from_slice(self.host_header.as_bytes());
-        r.extend_from_slice(b"\r\n");
+        r.extend_from_slice(b" HTTP/1.1\r\n");
+        if !self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            r.extend_from_slice(b"Host: ");
+            r.extend_from_slice(self.host_header.as_bytes());
+            r.extend_from_slice(b"\r\n");
+        }
         let mut has_length = false;
         for (name, value) in &self.headers {
             has_length |= name.eq_ignore_ascii_case("content-length");
@@ -310,6 +314,12 @@ mod tests {
             "POST /p HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-A: 1\r\nContent-Length: 3\r\n\r\nabc"
         );
         s.validate().unwrap();
+        s.body = Bytes::new();
+        s.headers = vec![("host".into(), "example.com".into())];
+        assert_eq!(
+            String::from_utf8(s.request_bytes()).unwrap(),
+            "POST /p HTTP/1.1\r\nhost: example.com\r\n\r\n"
+        );
         s.headers.push(("Bad Name".into(), "1".into()));
         assert!(s.validate().is_err());
     }

@@ -235,3 +235,34 @@ fn post_bodies_and_headers_are_framed() {
         report.completed
     );
 }
+
+#[test]
+fn live_progress_can_be_polled() {
+    let server = TestServer::start(Behaviour::Hello);
+    let spec = closed(&server.url("/"), 2, Duration::from_millis(1500));
+    let live = Live::new();
+    let (report, seen) = std::thread::scope(|s| {
+        let run = s.spawn(|| loadgen::run(&spec, &live));
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let snap = live.snapshot();
+            seen.push(snap);
+            if snap.phase == loadgen::Phase::Done {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (run.join().unwrap().unwrap(), seen)
+    });
+    let measuring: Vec<_> = seen
+        .iter()
+        .filter(|s| s.phase == loadgen::Phase::Measuring)
+        .collect();
+    assert!(!measuring.is_empty(), "{seen:?}");
+    assert!(measuring.iter().any(|s| s.completed > 0), "{seen:?}");
+    assert!(measuring.windows(2).all(|w| w[0].elapsed <= w[1].elapsed));
+    let last = live.snapshot();
+    assert_eq!(last.phase, loadgen::Phase::Done);
+    assert_eq!(last.completed, report.completed);
+    assert_eq!(last.window, Duration::from_millis(1500));
+}

@@ -136,7 +136,7 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         .map(|u| resolve("upstream", u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let threads = config.worker_threads();
-    let metrics = Arc::new(metrics::Metrics::new(telemetry.clone(), &config.upstreams));
+    let metrics = metrics::Metrics::new(telemetry.clone(), &config.upstreams, threads);
 
     let mut conf = ServerConf {
         threads,
@@ -237,7 +237,11 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
             let deadline = Instant::now() + config.timeouts.shutdown_grace;
             // Stop accepting, serve what the kernel already accepted ...
             let _ = tokio::time::timeout_at(deadline.into(), accept).await;
-            let drain = handle.spawn(server::drain_backlog(backlog, shared.clone(), shutdown_rx.clone()));
+            let drain = handle.spawn(server::drain_backlog(
+                backlog,
+                shared.clone(),
+                shutdown_rx.clone(),
+            ));
             // ... wake connections idling in keep-alive so they close ...
             proxy.http_cleanup().await;
             drop(drain);
@@ -255,6 +259,7 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         Stop::Fast => Duration::ZERO,
         Stop::Graceful => Duration::from_millis(100),
     });
+    metrics.flush();
     telemetry.flush();
     Ok(())
 }

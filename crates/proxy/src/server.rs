@@ -99,7 +99,9 @@ pub async fn drain_backlog(
             if tcp.set_nonblocking(true).is_err() {
                 continue;
             }
-            let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else { continue };
+            let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else {
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let mut stream: L4Stream = tcp.into();
             let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());

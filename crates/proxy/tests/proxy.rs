@@ -212,6 +212,15 @@ fn reuses_upstream_connections_and_reports_reuse() {
             .any(|l| l.starts_with("tinyfish.proxy.request.duration:") && l.contains("|d")),
         "{lines:?}"
     );
+    let upstream_tag = format!("upstream:{}", up.addr);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("tinyfish.proxy.upstream.duration:")
+                && l.contains("|d")
+                && l.contains(&upstream_tag)),
+        "{lines:?}"
+    );
 }
 
 // ------------------------------------------------------------------ upstream failures
@@ -654,7 +663,10 @@ fn flags_override_the_file() {
 #[test]
 fn upstream_not_accepting_gets_504_at_the_connect_timeout() {
     // A listener whose accept queue is full: the kernel drops further SYNs, connect hangs.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
     let _g = rt.enter();
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -666,12 +678,16 @@ fn upstream_not_accepting_gets_504_at_the_connect_timeout() {
             fillers.push(s);
         }
     }
-    let px = Proxy::start(&config_for(&[addr], "").replace("connect = \"1s\"", "connect = \"300ms\""));
+    let px =
+        Proxy::start(&config_for(&[addr], "").replace("connect = \"1s\"", "connect = \"300ms\""));
     let t = Instant::now();
     let r = get(px.addr, "/").unwrap();
     let took = t.elapsed();
     assert_eq!(r.status, 504, "{:?}", String::from_utf8_lossy(&r.body));
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     drop(listener);
 }
 
@@ -680,13 +696,21 @@ fn client_too_slow_sending_its_body_gets_408() {
     let up = Upstream::start();
     let px = Proxy::start(&config_for(&[up.addr], "client_read = \"500ms\""));
     let mut s = connect(px.addr);
-    s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc").unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        .unwrap();
     let t = Instant::now();
     let r = read_response(&mut BufReader::new(s));
     let took = t.elapsed();
     assert_eq!(r.unwrap().status, 408);
-    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(3), "{took:?}");
-    assert_eq!(up.count(), 0, "an incomplete request was completed upstream");
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(
+        up.count(),
+        0,
+        "an incomplete request was completed upstream"
+    );
 }
 
 #[test]
@@ -720,5 +744,8 @@ fn sigterm_with_idle_keepalive_connections_exits_without_waiting_the_grace_perio
     assert_eq!(px.wait_exit(Duration::from_secs(4)), Some(0));
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     // the idle connection was closed, not left hanging
-    assert!(matches!(read_response(&mut r), Err(ReadError::ClosedBeforeResponse)));
+    assert!(matches!(
+        read_response(&mut r),
+        Err(ReadError::ClosedBeforeResponse)
+    ));
 }

@@ -277,10 +277,11 @@ pub fn environment_line(results: &Results) -> String {
     let s = &results.scenario;
     let rates: Vec<String> = results.rates_rps.iter().map(|r| fmt_rps(*r)).collect();
     let mut line = format!(
-        "{} ({} vCPU, {}), {}, {} build{}, {} mode; scenario {}{}; rates {} req/s; {} round{} of {} s (+{} s warm-up); {} connections",
+        "{} ({} vCPU, {}, {} RAM), {}, {} build{}, {} mode; scenario {}{}; rates {} req/s; {} round{} of {} s (+{} s warm-up); {} connections",
         e.hostname,
         e.cpus,
         e.cpu_model,
+        units::fmt_bytes_human(e.memory_bytes),
         e.kernel,
         e.build_profile,
         if e.optimized { " (optimised)" } else { " (NOT optimised)" },
@@ -294,6 +295,9 @@ pub fn environment_line(results: &Results) -> String {
         units::fmt_adaptive(s.warmup_s),
         s.connections,
     );
+    if let Some(v) = &e.nginx_version {
+        line.push_str(&format!("; nginx {v}"));
+    }
     let gaps = not_covered(results);
     if gaps.is_empty() {
         line.push('.');

@@ -101,9 +101,10 @@ fn summary_markdown_has_environment_tables_comparison_and_warnings() {
     let r = with_not_significant(three());
     let md = report::summary_markdown(&r);
     assert!(
-        md.contains("_Environment:_ bench-host (8 vCPU, AMD EPYC 7B13)"),
+        md.contains("_Environment:_ bench-host (8 vCPU, AMD EPYC 7B13, 34.4 GB RAM)"),
         "{md}"
     );
+    assert!(md.contains("nginx 1.22.1"), "{md}");
     assert!(md.contains("dev build"), "{md}");
     assert!(md.contains("3 rounds"), "{md}");
     for l in rate_labels(&r) {
@@ -316,4 +317,19 @@ fn a_single_round_says_there_is_no_interval() {
     let page = report::html(&r);
     assert!(page.contains("+69 (no CI)") || page.contains("(no CI)"));
     assert_eq!(page.matches("<svg").count(), 4 + 1 + 3);
+}
+
+#[test]
+fn headline_prefers_the_highest_rate_that_held() {
+    let mut r = common::fake_results(&["direct", "proxied"], &[1000.0, 4000.0], 3, 2);
+    assert!(report::headline(&r).contains("at 4000 req/s"));
+    for t in r
+        .results
+        .iter_mut()
+        .filter(|t| t.rate_rps == 4000.0 && t.topology == "proxied")
+    {
+        t.rate_held = false;
+    }
+    let h = report::headline(&r);
+    assert!(h.contains("at 1000 req/s") && !h.contains("4000"), "{h}");
 }

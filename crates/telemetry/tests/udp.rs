@@ -271,3 +271,51 @@ fn metrics_off_sends_nothing_and_costs_nothing() {
     t.flush();
     assert_eq!(t.dropped(), 0);
 }
+
+#[test]
+fn buffered_distributions_arrive_packed_with_every_value() {
+    let listener = udp_listener();
+    let port = listener.local_addr().unwrap().port();
+    let t = Telemetry::start(
+        &env(&[
+            ("DD_AGENT_HOST", "127.0.0.1".into()),
+            ("DD_DOGSTATSD_PORT", port.to_string()),
+            ("DD_SERVICE", "svc".into()),
+        ]),
+        "default-svc",
+    )
+    .unwrap();
+    let d = t.distribution_handle(names::APP_REQUEST_DURATION, &[("route", "/")]);
+    // More values than fit one line, from two threads (two buffer shards).
+    let values: Vec<f64> = (0..250).map(|i| f64::from(i) / 100.0).collect();
+    let d2 = d.clone();
+    let half = values[125..].to_vec();
+    std::thread::spawn(move || half.iter().for_each(|v| d2.record(*v)))
+        .join()
+        .unwrap();
+    values[..125].iter().for_each(|v| d.record(*v));
+    t.flush();
+
+    let deadline = Instant::now() + WAIT;
+    let mut got: Vec<f64> = Vec::new();
+    let mut lines = 0;
+    let mut buf = vec![0u8; 65_536];
+    while got.len() < values.len() && Instant::now() < deadline {
+        let Ok(n) = listener.recv(&mut buf) else { continue };
+        for line in std::str::from_utf8(&buf[..n]).unwrap().lines() {
+            assert!(line.len() <= telemetry::UDP_MAX_PAYLOAD, "{line}");
+            let (name, rest) = line.split_once(':').unwrap();
+            if name != names::APP_REQUEST_DURATION {
+                continue;
+            }
+            let (vals, tail) = rest.split_once('|').unwrap();
+            assert!(tail.starts_with("d|#") && tail.contains("route:/") && tail.contains("service:svc"), "{line}");
+            got.extend(vals.split(':').map(|v| v.parse::<f64>().unwrap()));
+            lines += 1;
+        }
+    }
+    got.sort_by(f64::total_cmp);
+    assert_eq!(got, values, "every value arrives exactly once");
+    assert!(lines >= 3 && lines < 20, "values are packed: {lines} lines for 250 values");
+    assert_eq!(t.dropped(), 0);
+}

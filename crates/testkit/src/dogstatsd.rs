@@ -1,4 +1,5 @@
-//! Parses one DogStatsD line (`name:value|type[|@rate][|#k:v,…]`), so tests can check
+//! Parses one DogStatsD line (`name:value[:value…]|type[|@rate][|#k:v,…]`, packed values
+//! of protocol v1.1 included), so tests can check
 //! that what was sent is well formed, not just that a substring is there.
 
 /// One parsed DogStatsD metric line.
@@ -6,8 +7,10 @@
 pub struct Metric {
     /// The metric name.
     pub name: String,
-    /// The value, as a number.
+    /// The (first) value, as a number.
     pub value: f64,
+    /// Every value of the line (more than one when packed: `name:1:2:3|d`).
+    pub values: Vec<f64>,
     /// The type: `c`, `g`, `d`, `h`, `ms` or `s`.
     pub kind: String,
     /// The tags in order, split at the first `:` (a tag without `:` has an empty value).
@@ -22,7 +25,12 @@ impl Metric {
             return None;
         }
         let mut parts = rest.split('|');
-        let value: f64 = parts.next()?.parse().ok()?;
+        let values: Vec<f64> = parts
+            .next()?
+            .split(':')
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        let value = *values.first()?;
         let kind = parts.next()?;
         if !["c", "g", "d", "h", "ms", "s"].contains(&kind) {
             return None;
@@ -48,6 +56,7 @@ impl Metric {
         Some(Metric {
             name: name.to_owned(),
             value,
+            values,
             kind: kind.to_owned(),
             tags,
         })
@@ -77,6 +86,8 @@ mod tests {
         let d = Metric::parse("x.duration:0.0421|d|@0.5|#a:b").unwrap();
         assert_eq!((d.kind.as_str(), d.value), ("d", 0.0421));
         assert_eq!(Metric::parse("g:-1|g").unwrap().value, -1.0);
+        assert_eq!(Metric::parse("p:1:2.5:3|d").unwrap().values, vec![1.0, 2.5, 3.0]);
+        assert!(Metric::parse("p:1::3|d").is_none());
     }
 
     #[test]

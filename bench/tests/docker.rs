@@ -1,0 +1,314 @@
+//! The containers end to end: the compose files validate (Compose v2 or docker-compose
+//! 1.29, whichever runs here), `deploy/build-offline` builds the image without pulling,
+//! and each topology comes up with the local agent, says hello on its published port,
+//! gets its metrics to the agent with a service tag, is sampled through the Engine API,
+//! and goes down leaving nothing behind.
+//!
+//! One test function: the host ports 5000, 8080 and 8181 are fixed by the compose files
+//! and cannot be shared by tests running in parallel. Without a Docker engine or compose
+//! the test is skipped, and says so on stderr (written past the test harness's capture).
+//! The first run builds static release binaries for the image: minutes, not seconds.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bench::compose::{self, ComposeCommand, ContainerSampler, Project, Role, Topology, UpOptions};
+
+/// Says why the test did not run, where `cargo test` shows it even for a passing test.
+fn skip(reason: &str) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nSKIPPED compose_topologies_end_to_end: {reason}\n"
+    );
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Whether a `config` output publishes host port `port`: docker-compose 1.29 prints
+/// `127.0.0.1:5000:5000/tcp`, Compose v2 the long form with `published: "5000"`.
+fn publishes(cfg: &str, port: u16) -> bool {
+    cfg.lines().any(|l| {
+        let l = l.trim().trim_start_matches("- ");
+        l.contains(&format!(":{port}:"))
+            || l.starts_with(&format!("{port}:"))
+            || l == format!("published: \"{port}\"")
+            || l == format!("published: {port}")
+    })
+}
+
+fn validate_configs(compose: &ComposeCommand, root: &Path, project: &str) {
+    let local = compose::LOCAL_AGENT_FILE;
+    // Alone (with the Datadog agent). The key is read by the agent container at start,
+    // so `config` needs no datadog.env; a dummy image shows the override variable works.
+    for topology in Topology::ALL {
+        let cfg = compose
+            .config(
+                root,
+                project,
+                &[topology.file()],
+                &[("DD_AGENT_IMAGE", "example.test/agent:dummy")],
+            )
+            .unwrap_or_else(|e| panic!("{} does not validate: {e}", topology.file()));
+        for needle in [
+            "example.test/agent:dummy",
+            "DD_DOGSTATSD_NON_LOCAL_TRAFFIC",
+            "/var/run/docker.sock",
+            "/host/proc",
+            "/host/sys/fs/cgroup",
+            "datadog.env.example",
+            "DD_AGENT_HOST: agent",
+            "com.datadoghq.tags.service: tinyfish-app",
+            "DD_SERVICE: tinyfish-app",
+            "no-new-privileges:true",
+            "read_only: true",
+            "65532:65532",
+            "bench",
+            "/healthz",
+        ] {
+            assert!(
+                cfg.contains(needle),
+                "{}: no {needle:?} in\n{cfg}",
+                topology.file()
+            );
+        }
+        assert!(
+            !publishes(&cfg, 8125),
+            "{}: DogStatsD must not be published\n{cfg}",
+            topology.file()
+        );
+        match topology {
+            Topology::Direct => assert!(publishes(&cfg, 5000), "{cfg}"),
+            Topology::Proxied => {
+                assert!(publishes(&cfg, 8080), "{cfg}");
+                assert!(
+                    !publishes(&cfg, 5000),
+                    "the app must not be published\n{cfg}"
+                );
+                for needle in [
+                    "condition: service_healthy",
+                    "PROXY_UPSTREAMS: app:5000",
+                    "deploy/proxy.toml",
+                    "/etc/tinyfish/proxy.toml",
+                    "DD_SERVICE: tinyfish-proxy",
+                    "com.datadoghq.tags.service: tinyfish-proxy",
+                    "/.proxy/health",
+                ] {
+                    assert!(cfg.contains(needle), "proxied: no {needle:?} in\n{cfg}");
+                }
+            }
+        }
+        // With the local agent: the Datadog agent is behind a profile, ours answers as `agent`.
+        let cfg = compose
+            .config(root, project, &[topology.file(), local], &[])
+            .unwrap_or_else(|e| panic!("{} + {local} does not validate: {e}", topology.file()));
+        for needle in ["local-agent:", "- datadog", "- agent", "--listen"] {
+            assert!(
+                cfg.contains(needle),
+                "{} + {local}: no {needle:?} in\n{cfg}",
+                topology.file()
+            );
+        }
+        assert!(
+            publishes(&cfg, 8181),
+            "the agent snapshot must be published\n{cfg}"
+        );
+        assert!(
+            !publishes(&cfg, 8125),
+            "DogStatsD must not be published\n{cfg}"
+        );
+    }
+}
+
+/// Polls the agent until `metric` tagged `service:<service>` counted at least one request.
+fn wait_for_metric(project: &Project, metric: &str, service: &str) {
+    let tag = format!("service:{service}");
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut last = String::from("no snapshot yet");
+    for _ in 0..200 {
+        match project.agent_snapshot() {
+            Ok(snap) => {
+                if snap.total(metric, &[tag.as_str()]) >= 1.0 {
+                    let m = snap.metric(metric, &[tag.as_str()]).unwrap();
+                    assert!(
+                        m.tag("env").is_some() && m.tag("version").is_some(),
+                        "{m:?}"
+                    );
+                    return;
+                }
+                last = format!(
+                    "{} metrics: {:?}",
+                    snap.metrics.len(),
+                    snap.metrics
+                        .iter()
+                        .map(|m| (&m.name, &m.tags))
+                        .collect::<Vec<_>>()
+                );
+            }
+            Err(e) => last = e.to_string(),
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("{metric} with {tag} did not reach the agent within 45 s; last: {last}");
+}
+
+fn leftovers(project: &str) -> Vec<String> {
+    let label = format!("label=com.docker.compose.project={project}");
+    let mut left = Vec::new();
+    for (kind, args) in [
+        (
+            "container",
+            vec!["ps", "-a", "-q", "--filter", label.as_str()],
+        ),
+        (
+            "network",
+            vec!["network", "ls", "-q", "--filter", label.as_str()],
+        ),
+        (
+            "volume",
+            vec!["volume", "ls", "-q", "--filter", label.as_str()],
+        ),
+    ] {
+        left.extend(docker(&args).lines().map(|id| format!("{kind} {id}")));
+    }
+    left
+}
+
+fn check_topology(
+    compose: &ComposeCommand,
+    topology: Topology,
+    opts: &UpOptions,
+    sampler: &ContainerSampler,
+) {
+    let mut project = Project::up(compose, topology, opts)
+        .unwrap_or_else(|e| panic!("{topology}: up failed: {e}"));
+    assert_eq!(project.containers().len(), topology.roles().len());
+
+    // Hardened and only the entry (and the agent's snapshot on loopback) published.
+    for c in project.containers() {
+        let sec = docker(&[
+            "inspect",
+            "--format",
+            "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.SecurityOpt}}",
+            &c.id,
+        ]);
+        assert_eq!(
+            sec, "65532:65532 true [no-new-privileges:true]",
+            "{}",
+            c.service
+        );
+        let ports = docker(&["port", &c.id]);
+        let expected = match c.role {
+            Role::App if topology == Topology::Direct => "5000/tcp -> 127.0.0.1:5000",
+            Role::Proxy => "8080/tcp -> 127.0.0.1:8080",
+            Role::Agent => "8181/tcp -> 127.0.0.1:8181",
+            Role::App => "",
+        };
+        assert_eq!(ports, expected, "{topology}: {} publishes", c.service);
+    }
+
+    let app = project
+        .container(Role::App)
+        .expect("an app container")
+        .id
+        .clone();
+    let before = sampler.read(&app).expect("app stats");
+    assert!(before.cpu_ns > 0 && before.rss_bytes > 0, "{before:?}");
+
+    let (status, _, body) = testkit::http::get(project.entry(), "/");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{topology}: GET / answered {status}: {body}");
+    assert!(
+        body.starts_with("Hello World on this date "),
+        "{topology}: {body}"
+    );
+    for _ in 0..50 {
+        assert_eq!(testkit::http::get(project.entry(), "/").0, 200);
+    }
+
+    wait_for_metric(&project, "tinyfish.app.requests", "tinyfish-app");
+    if topology == Topology::Proxied {
+        wait_for_metric(&project, "tinyfish.proxy.requests", "tinyfish-proxy");
+    }
+
+    let after = sampler.read(&app).expect("app stats");
+    assert!(
+        after.cpu_ns > before.cpu_ns,
+        "51 requests cost no CPU? {before:?} {after:?}"
+    );
+    for c in project.containers() {
+        let r = sampler
+            .read(&c.id)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.service));
+        assert!(r.cpu_ns > 0 && r.rss_bytes > 0, "{}: {r:?}", c.service);
+        // A scratch container holds one small static process: far below 200 MB.
+        assert!(r.rss_bytes < 200 << 20, "{}: {r:?}", c.service);
+    }
+
+    project
+        .down()
+        .unwrap_or_else(|e| panic!("{topology}: down failed: {e}"));
+    let left = leftovers(project.name());
+    assert!(
+        left.is_empty(),
+        "{topology}: left behind after down: {left:?}"
+    );
+}
+
+#[test]
+fn compose_topologies_end_to_end() {
+    if let Err(e) = compose::engine_available() {
+        return skip(&e.to_string());
+    }
+    let compose = match ComposeCommand::detect() {
+        Ok(c) => c,
+        Err(e) => return skip(&e.to_string()),
+    };
+    let root = compose::default_root();
+    let project = format!("tinyfish-test-{}", std::process::id());
+    let _ = writeln!(
+        std::io::stderr(),
+        "docker test: {} project {project}",
+        compose.describe()
+    );
+
+    validate_configs(&compose, &root, &project);
+
+    let started = Instant::now();
+    let status = Command::new(root.join("deploy/build-offline"))
+        .current_dir(&root)
+        .status()
+        .expect("deploy/build-offline runs");
+    assert!(status.success(), "deploy/build-offline failed: {status}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "docker test: image built in {:?}",
+        started.elapsed()
+    );
+
+    let sampler = ContainerSampler::connect().expect("the Docker Engine API answers");
+    let opts = UpOptions {
+        root: root.clone(),
+        project: project.clone(),
+        health_timeout: Duration::from_secs(120),
+    };
+    for topology in Topology::ALL {
+        check_topology(&compose, topology, &opts, &sampler);
+    }
+    assert!(leftovers(&project).is_empty());
+}
