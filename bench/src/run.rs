@@ -140,6 +140,7 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         headline: String::new(),
         warnings,
         complete: false,
+        loadgen_check: None,
     };
     if !optimized {
         results.warnings.push(
@@ -188,7 +189,7 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
 }
 
 fn plan_len(s: &Scenario, topologies: usize) -> u64 {
-    (topologies * (1 + s.rounds * s.rates.len())) as u64
+    (topologies * (1 + s.rounds * s.rates.len()) + 1) as u64
 }
 
 struct Runner<'a> {
@@ -228,6 +229,9 @@ impl Runner<'_> {
             };
             let (report, _) = self.load(&spec, &mut running, &[])?;
             running.check_alive("during the capacity probe")?;
+            if results.capacity.is_empty() {
+                results.loadgen_check = self.check_against_wrk(&spec, &mut running, report.achieved_rps)?;
+            }
             running.down();
             if report.completed == 0 {
                 bail!(
@@ -310,6 +314,52 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// wrk (`-t1`, same connections, same window) against the baseline, between two of
+    /// our closed-loop runs (A B A), when wrk is installed.
+    fn check_against_wrk(
+        &mut self,
+        spec: &LoadSpec,
+        running: &mut Running,
+        ours_first: f64,
+    ) -> anyhow::Result<Option<model::LoadgenCheck>> {
+        let Some(wrk) = topology::find_program("wrk") else {
+            self.progress.println("note: wrk is not installed: the load generator is not compared with it (apt-get install wrk)");
+            return Ok(None);
+        };
+        self.check_interrupt()?;
+        self.progress.trial("wrk, for comparison");
+        let secs = spec.duration.as_secs_f64().ceil().max(1.0) as u64;
+        let url = format!("http://{}{}", running.entry, spec.path_and_query);
+        let out = std::process::Command::new(wrk)
+            .args(["-t1", &format!("-c{}", spec.connections), &format!("-d{secs}s"), &url])
+            .output()
+            .context("cannot run wrk")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(wrk_rps) = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+        else {
+            self.progress.warn(&format!("note: could not read wrk's output: {}", text.trim()));
+            return Ok(None);
+        };
+        let (second, _) = self.load(spec, running, &[])?;
+        let ours = (ours_first + second.achieved_rps) / 2.0;
+        let ratio = ours / wrk_rps.max(1.0);
+        self.progress.done(&format!(
+            "loadgen   ours {ours:>9.0} req/s vs wrk -t1 -c{} {wrk_rps:>9.0} req/s: {ratio:.2}× (closed loop on {})",
+            spec.connections, running.name
+        ));
+        Ok(Some(model::LoadgenCheck {
+            topology: running.name.clone(),
+            connections: spec.connections,
+            duration_s: secs as f64,
+            ours_rps: ours,
+            wrk_rps,
+            ratio,
+        }))
+    }
+
     fn up(&self, t: &TopologySpec) -> anyhow::Result<Running> {
         topology::up(t, self.env).with_context(|| format!("cannot bring up topology {}", t.name))
     }
@@ -365,6 +415,9 @@ impl Runner<'_> {
                     _ => {}
                 }
                 self.progress.live(&snap);
+                if self.interrupted.load(Ordering::Relaxed) {
+                    live.cancel();
+                }
                 if handle.is_finished() {
                     break;
                 }
@@ -375,6 +428,7 @@ impl Runner<'_> {
                 Err(_) => Err(anyhow::anyhow!("the load generator panicked")),
             }
         });
+        self.check_interrupt()?;
         let report = match report {
             Ok(r) => r,
             Err(e) => {
@@ -590,6 +644,14 @@ fn add_trial_warnings(results: &mut Results) {
         ));
     }
     let errors: u64 = results.results.iter().map(|t| t.errors).sum();
+    if let Some(c) = &results.loadgen_check {
+        if c.ratio < 1.0 {
+            results.warnings.push(format!(
+                "our load generator reached {:.2}× wrk's closed-loop rate on {}: it may be a bottleneck wrk would not be",
+                c.ratio, c.topology
+            ));
+        }
+    }
     if errors > 0 {
         results.warnings.push(format!(
             "{errors} request(s) failed across all trials (see errors_by_kind)"
@@ -745,7 +807,7 @@ impl Progress {
         self.println(line);
     }
 
-    fn println(&self, line: &str) {
+    pub(crate) fn println(&self, line: &str) {
         if self.visible {
             let _ = self.multi.println(line);
         } else {

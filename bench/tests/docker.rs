@@ -24,6 +24,33 @@ fn skip(reason: &str) {
     );
 }
 
+/// `GET /` with `Connection: close`: (status, body).
+fn get(addr: std::net::SocketAddr) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let timeout = Duration::from_secs(10);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .unwrap_or_else(|e| panic!("cannot connect to {addr}: {e}"));
+    s.set_read_timeout(Some(timeout)).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("reading from {addr}: {e}"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (status, raw[split + 4..].to_vec())
+}
+
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
@@ -230,7 +257,7 @@ fn check_topology(
     let before = sampler.read(&app).expect("app stats");
     assert!(before.cpu_ns > 0 && before.rss_bytes > 0, "{before:?}");
 
-    let (status, _, body) = testkit::http::get(project.entry(), "/");
+    let (status, body) = get(project.entry());
     let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 200, "{topology}: GET / answered {status}: {body}");
     assert!(
@@ -238,7 +265,7 @@ fn check_topology(
         "{topology}: {body}"
     );
     for _ in 0..50 {
-        assert_eq!(testkit::http::get(project.entry(), "/").0, 200);
+        assert_eq!(get(project.entry()).0, 200);
     }
 
     wait_for_metric(&project, "tinyfish.app.requests", "tinyfish-app");
@@ -311,4 +338,93 @@ fn compose_topologies_end_to_end() {
         check_topology(&compose, topology, &opts, &sampler);
     }
     assert!(leftovers(&project).is_empty());
+}
+
+/// The Datadog agent's start script (the `command:` of service `agent`), with compose's
+/// `$$` escapes undone and the mounted directory replaced by `dir`.
+fn agent_start_script(file: &Path, dir: &Path) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
+    let start = text.find("      - |\n").expect("the agent's start script") + "      - |\n".len();
+    let script: Vec<&str> = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with("        ") || l.is_empty())
+        .map(|l| l.get(8..).unwrap_or(""))
+        .collect();
+    script
+        .join("\n")
+        .replace("$$", "$")
+        .replace("/etc/tinyfish/datadog", &dir.display().to_string())
+        .replace(
+            "exec /bin/entrypoint.sh",
+            "echo entrypoint; env | grep '^DD_'",
+        )
+}
+
+/// Runs the script under the host's /bin/sh, as the agent image's shell would.
+fn run_script(script: &str) -> (bool, String, String) {
+    let out = Command::new("/bin/sh")
+        .args(["-c", script])
+        .env_remove("DD_API_KEY")
+        .env_remove("DD_SITE")
+        .output()
+        .expect("/bin/sh runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn datadog_agent_refuses_to_start_without_a_key() {
+    let root = compose::default_root();
+    let dir = std::env::temp_dir().join(format!("tinyfish-datadog-env-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let env = dir.join("datadog.env");
+    for topology in Topology::ALL {
+        let script = agent_start_script(&root.join(topology.file()), &dir);
+        let _ = std::fs::remove_file(&env);
+
+        let (ok, out, err) = run_script(&script);
+        assert!(
+            !ok && !out.contains("entrypoint"),
+            "{}: started without datadog.env",
+            topology.file()
+        );
+        assert!(
+            err.contains("cp deploy/datadog/datadog.env.example deploy/datadog/datadog.env")
+                && err.contains("local-agent.yml"),
+            "{}: {err}",
+            topology.file()
+        );
+
+        // The example as shipped has no key: still refused.
+        std::fs::copy(root.join("deploy/datadog/datadog.env.example"), &env).unwrap();
+        let (ok, out, err) = run_script(&script);
+        assert!(
+            !ok && !out.contains("entrypoint"),
+            "{}: started with an empty key",
+            topology.file()
+        );
+        assert!(
+            err.contains("DD_API_KEY is empty"),
+            "{}: {err}",
+            topology.file()
+        );
+
+        std::fs::write(
+            &env,
+            "# test\nDD_API_KEY=0123456789abcdef0123456789abcdef\nDD_SITE=datadoghq.eu\n",
+        )
+        .unwrap();
+        let (ok, out, err) = run_script(&script);
+        assert!(ok, "{}: {err}", topology.file());
+        assert!(out.contains("entrypoint"), "{out}");
+        assert!(
+            out.contains("DD_API_KEY=0123456789abcdef0123456789abcdef"),
+            "{out}"
+        );
+        assert!(out.contains("DD_SITE=datadoghq.eu"), "{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

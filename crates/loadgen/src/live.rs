@@ -32,6 +32,7 @@ pub struct Live {
     errors: AtomicU64,
     windows: OnceLock<Windows>,
     done: AtomicBool,
+    cancelled: AtomicBool,
 }
 
 /// A consistent-enough view of [`Live`].
@@ -90,6 +91,17 @@ impl Live {
             elapsed: now.saturating_duration_since(w.measure_start).min(window),
             window,
         }
+    }
+
+    /// Asks a running [`run`](crate::run) to stop early (e.g. on Ctrl-C): requests in
+    /// flight are abandoned and `run` returns what was recorded so far within ~20 ms.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Live::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
     }
 
     pub(crate) fn start(&self, measure_start: Instant, measure_end: Instant) {

@@ -337,6 +337,7 @@ fn worker(
         tokio::select! {
             () = all_done => {}
             () = publish_progress(&ctx, live, &published) => {}
+            () = wait_cancelled(live) => cpu_task.abort(),
         }
         cpu_task.await.unwrap_or_default()
     });
@@ -364,6 +365,17 @@ async fn publish_progress(ctx: &Ctx, live: &Live, published: &Cell<(u64, u64)>) 
     loop {
         tick.tick().await;
         publish(ctx, live, published);
+    }
+}
+
+/// Returns once [`Live::cancel`] was called (checked every 20 ms, off the hot path).
+async fn wait_cancelled(live: &Live) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        if live.is_cancelled() {
+            return;
+        }
     }
 }
 

@@ -266,3 +266,28 @@ fn live_progress_can_be_polled() {
     assert_eq!(last.completed, report.completed);
     assert_eq!(last.window, Duration::from_millis(1500));
 }
+
+#[test]
+fn cancel_stops_a_run_early() {
+    let server = TestServer::start(Behaviour::Hello);
+    let spec = closed(&server.url("/"), 2, Duration::from_secs(30));
+    let live = Live::new();
+    let t0 = std::time::Instant::now();
+    let report = std::thread::scope(|s| {
+        let run = s.spawn(|| loadgen::run(&spec, &live));
+        while live.snapshot().phase != loadgen::Phase::Measuring {
+            assert!(t0.elapsed() < Duration::from_secs(10), "never started measuring");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        live.cancel();
+        run.join().unwrap().unwrap()
+    });
+    assert!(live.is_cancelled());
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "a 30 s run took {:?} to stop after cancel",
+        t0.elapsed()
+    );
+    assert!(report.completed > 0);
+}

@@ -202,6 +202,10 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// No downstream modules: pingora adds a (disabled) compression module by default, whose
+    /// per-request context costs allocations for nothing.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     fn on_connection_reuse(
         &self,
         _session: &mut Session,

@@ -503,6 +503,11 @@ fn sigterm_finishes_requests_in_flight_and_exits_zero() {
         std::net::TcpStream::connect(addr).is_err(),
         "still accepting"
     );
+    assert_eq!(
+        px.stdout_after_first_line().as_deref(),
+        Some(""),
+        "stdout must hold exactly one line"
+    );
 }
 
 #[test]

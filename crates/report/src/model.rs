@@ -50,6 +50,27 @@ pub struct Results {
     pub warnings: Vec<String>,
     /// False when the run was interrupted or failed part-way (partial results).
     pub complete: bool,
+    /// Our load generator against wrk on the baseline, when wrk is installed.
+    #[serde(default)]
+    pub loadgen_check: Option<LoadgenCheck>,
+}
+
+/// Our load generator's closed-loop capacity against wrk's (`-t1`), back to back on
+/// the same topology: the load generator must never be the bottleneck wrk would not be.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadgenCheck {
+    /// The topology both loaded (the baseline).
+    pub topology: String,
+    /// Connections of both.
+    pub connections: usize,
+    /// Measured window of each.
+    pub duration_s: f64,
+    /// Our capacity.
+    pub ours_rps: f64,
+    /// wrk's `Requests/sec`.
+    pub wrk_rps: f64,
+    /// `ours_rps / wrk_rps`.
+    pub ratio: f64,
 }
 
 /// The writing tool.

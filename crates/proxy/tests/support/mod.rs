@@ -27,6 +27,7 @@ pub struct Proxy {
     pub child: Child,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
+    stdout_rest: Arc<Mutex<Option<String>>>,
     _config: Option<TempFile>,
 }
 
@@ -63,15 +64,17 @@ impl Proxy {
             }
         });
         let (tx, rx) = mpsc::channel();
+        let rest_text = Arc::new(Mutex::new(None));
+        let rt = rest_text.clone();
         std::thread::spawn(move || {
             let mut r = BufReader::new(stdout);
             let mut line = String::new();
             let _ = r.read_line(&mut line);
             let _ = tx.send(line.clone());
-            // keep reading: nothing else may appear on stdout
+            // keep reading until the process exits: nothing else may appear on stdout
             let mut rest = String::new();
             let _ = r.read_to_string(&mut rest);
-            assert!(rest.is_empty(), "proxy wrote more to stdout: {rest:?}");
+            *rt.lock().unwrap() = Some(rest);
         });
         let line = rx.recv_timeout(WAIT).unwrap_or_else(|_| {
             panic!(
@@ -94,8 +97,21 @@ impl Proxy {
             child,
             addr,
             stderr: err_text,
+            stdout_rest: rest_text,
             _config: Some(file),
         }
+    }
+
+    /// What the proxy wrote to stdout after its first line, once it has exited.
+    pub fn stdout_after_first_line(&self) -> Option<String> {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(rest) = self.stdout_rest.lock().unwrap().clone() {
+                return Some(rest);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     pub fn pid(&self) -> nix::unistd::Pid {

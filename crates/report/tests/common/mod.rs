@@ -235,6 +235,7 @@ pub fn fake_results(topologies: &[&str], rates: &[f64], rounds: usize, seed: u64
             "loadgen: 3 sends more than 1 ms late at 8000 req/s (proxied, round 1)".to_string(),
         ],
         complete: true,
+        loadgen_check: None,
     };
     results.summary = report::summary::summarize(&results, report::stats::DEFAULT_RESAMPLES);
     results.headline = report::headline(&results);
