@@ -682,8 +682,8 @@ pub struct ContainerReading {
 }
 
 impl ContainerReading {
-    /// The reading in one stats answer; `None` for the part that is missing (a stopped
-    /// container answers without figures).
+    /// The reading in one stats answer, or the name of the figure that is missing (a
+    /// stopped container answers without figures).
     pub fn from_stats(stats: &ContainerStatsResponse) -> Result<Self, &'static str> {
         let cpu_ns = stats
             .cpu_stats

@@ -230,7 +230,8 @@ impl Runner<'_> {
             let (report, _) = self.load(&spec, &mut running, &[])?;
             running.check_alive("during the capacity probe")?;
             if results.capacity.is_empty() {
-                results.loadgen_check = self.check_against_wrk(&spec, &mut running, report.achieved_rps)?;
+                results.loadgen_check =
+                    self.check_against_wrk(&spec, &mut running, report.achieved_rps)?;
             }
             running.down();
             if report.completed == 0 {
@@ -331,7 +332,12 @@ impl Runner<'_> {
         let secs = spec.duration.as_secs_f64().ceil().max(1.0) as u64;
         let url = format!("http://{}{}", running.entry, spec.path_and_query);
         let out = std::process::Command::new(wrk)
-            .args(["-t1", &format!("-c{}", spec.connections), &format!("-d{secs}s"), &url])
+            .args([
+                "-t1",
+                &format!("-c{}", spec.connections),
+                &format!("-d{secs}s"),
+                &url,
+            ])
             .output()
             .context("cannot run wrk")?;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -340,7 +346,10 @@ impl Runner<'_> {
             .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
             .and_then(|v| v.trim().parse::<f64>().ok())
         else {
-            self.progress.warn(&format!("note: could not read wrk's output: {}", text.trim()));
+            self.progress.warn(&format!(
+                "note: could not read wrk's output: {}",
+                text.trim()
+            ));
             return Ok(None);
         };
         let (second, _) = self.load(spec, running, &[])?;

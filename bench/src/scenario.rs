@@ -421,7 +421,8 @@ impl Scenario {
                                 .into(),
                         );
                     }
-                    if !has_cfg && !(c.contains("{listen}") && c.contains("{upstream}")) {
+                    let placeholders = c.contains("{listen}") && c.contains("{upstream}");
+                    if !has_cfg && !placeholders {
                         return bad(key("command"), "the command must contain {listen} and {upstream} (or {config} with a config_template that does)".into());
                     }
                 }

@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use telemetry::{names, tags, Counter, Distribution, Gauge, Telemetry};
 
-
 /// The routes the app knows; `Other` is every unknown path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {

@@ -144,7 +144,11 @@ impl LoadSpec {
         r.push(b' ');
         r.extend_from_slice(self.path_and_query.as_bytes());
         r.extend_from_slice(b" HTTP/1.1\r\n");
-        if !self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
             r.extend_from_slice(b"Host: ");
             r.extend_from_slice(self.host_header.as_bytes());
             r.extend_from_slice(b"\r\n");

@@ -276,7 +276,10 @@ fn cancel_stops_a_run_early() {
     let report = std::thread::scope(|s| {
         let run = s.spawn(|| loadgen::run(&spec, &live));
         while live.snapshot().phase != loadgen::Phase::Measuring {
-            assert!(t0.elapsed() < Duration::from_secs(10), "never started measuring");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "never started measuring"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -315,7 +315,9 @@ impl Telemetry {
         }
         tags.push((
             "service".to_owned(),
-            env.service.clone().unwrap_or_else(|| default_service.to_owned()),
+            env.service
+                .clone()
+                .unwrap_or_else(|| default_service.to_owned()),
         ));
         if let Some(v) = &env.version {
             tags.push(("version".to_owned(), v.clone()));
@@ -410,7 +412,12 @@ impl Telemetry {
 
     /// One line for the start-up log: where metrics go, or how to turn them on.
     pub fn describe(&self) -> String {
-        let tags: Vec<String> = self.inner.tags.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let tags: Vec<String> = self
+            .inner
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
         match &self.inner.target {
             Target::Off => "metrics off: set DD_AGENT_HOST (and DD_DOGSTATSD_PORT) or DD_DOGSTATSD_URL to send DogStatsD metrics".to_owned(),
             t => format!("metrics to {t} (tags {})", tags.join(",")),
@@ -427,8 +434,13 @@ impl Telemetry {
     pub fn counter(&self, name: &str, tags: &[(&str, &str)]) -> Counter {
         let value = Arc::new(AtomicU64::new(0));
         if self.is_enabled() {
-            let mut reg = self.inner.registry.lock().unwrap_or_else(|p| p.into_inner());
-            reg.counters.push((name.to_owned(), own_tags(tags), value.clone()));
+            let mut reg = self
+                .inner
+                .registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            reg.counters
+                .push((name.to_owned(), own_tags(tags), value.clone()));
         }
         Counter { value }
     }
@@ -437,8 +449,13 @@ impl Telemetry {
     pub fn gauge(&self, name: &str, tags: &[(&str, &str)]) -> Gauge {
         let value = Arc::new(AtomicI64::new(0));
         if self.is_enabled() {
-            let mut reg = self.inner.registry.lock().unwrap_or_else(|p| p.into_inner());
-            reg.gauges.push((name.to_owned(), own_tags(tags), value.clone()));
+            let mut reg = self
+                .inner
+                .registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            reg.gauges
+                .push((name.to_owned(), own_tags(tags), value.clone()));
         }
         Gauge { value }
     }
@@ -455,7 +472,11 @@ impl Telemetry {
             dropped: self.inner.dropped.clone(),
         });
         if self.is_enabled() {
-            let mut reg = self.inner.registry.lock().unwrap_or_else(|p| p.into_inner());
+            let mut reg = self
+                .inner
+                .registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             reg.distributions.push(inner.clone());
         }
         Distribution { inner }
@@ -466,7 +487,9 @@ impl Telemetry {
     /// [`Telemetry::distribution_handle`]. Never blocks: when the queue is full the
     /// value is dropped and counted.
     pub fn distribution(&self, name: &str, value_ms: f64, tags: &[(&str, &str)]) {
-        let Some(client) = &self.inner.client else { return };
+        let Some(client) = &self.inner.client else {
+            return;
+        };
         let mut b = client.distribution_with_tags(name, value_ms);
         for (k, v) in tags {
             b = b.with_tag(k, v);
@@ -486,7 +509,9 @@ impl Telemetry {
 }
 
 fn own_tags(tags: &[(&str, &str)]) -> OwnedTags {
-    tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    tags.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Sends every buffered distribution value, packed.
@@ -693,21 +718,30 @@ impl LateUdpSink {
         Ok(s)
     }
 
-    fn with_sink<R>(&self, f: impl FnOnce(&BufferedUdpMetricSink) -> io::Result<R>) -> io::Result<R> {
+    fn with_sink<R>(
+        &self,
+        f: impl FnOnce(&BufferedUdpMetricSink) -> io::Result<R>,
+    ) -> io::Result<R> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if st.sink.is_none() {
             let due = st
                 .last_attempt
                 .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
             if !due {
-                return Err(io::Error::new(io::ErrorKind::NotFound, "agent host not resolved yet"));
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "agent host not resolved yet",
+                ));
             }
             st.last_attempt = Some(Instant::now());
             st.sink = Some(self.connect()?);
         }
         match &st.sink {
             Some(sink) => f(sink),
-            None => Err(io::Error::new(io::ErrorKind::NotFound, "agent host not resolved yet")),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "agent host not resolved yet",
+            )),
         }
     }
 
@@ -716,7 +750,11 @@ impl LateUdpSink {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "agent host has no address"))?;
-        let bind = if addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let bind = if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
         let socket = UdpSocket::bind(bind)?;
         socket.set_nonblocking(true)?;
         // Re-resolve periodically: an agent container that restarts may get a new address.
@@ -748,7 +786,10 @@ mod tests {
     #[test]
     fn nothing_set_is_off() {
         assert_eq!(env(&[]).target().unwrap(), Target::Off);
-        assert_eq!(env(&[("DD_AGENT_HOST", "  ")]).target().unwrap(), Target::Off);
+        assert_eq!(
+            env(&[("DD_AGENT_HOST", "  ")]).target().unwrap(),
+            Target::Off
+        );
     }
 
     #[test]

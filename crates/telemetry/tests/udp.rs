@@ -301,7 +301,9 @@ fn buffered_distributions_arrive_packed_with_every_value() {
     let mut lines = 0;
     let mut buf = vec![0u8; 65_536];
     while got.len() < values.len() && Instant::now() < deadline {
-        let Ok(n) = listener.recv(&mut buf) else { continue };
+        let Ok(n) = listener.recv(&mut buf) else {
+            continue;
+        };
         for line in std::str::from_utf8(&buf[..n]).unwrap().lines() {
             assert!(line.len() <= telemetry::UDP_MAX_PAYLOAD, "{line}");
             let (name, rest) = line.split_once(':').unwrap();
@@ -309,13 +311,19 @@ fn buffered_distributions_arrive_packed_with_every_value() {
                 continue;
             }
             let (vals, tail) = rest.split_once('|').unwrap();
-            assert!(tail.starts_with("d|#") && tail.contains("route:/") && tail.contains("service:svc"), "{line}");
+            assert!(
+                tail.starts_with("d|#") && tail.contains("route:/") && tail.contains("service:svc"),
+                "{line}"
+            );
             got.extend(vals.split(':').map(|v| v.parse::<f64>().unwrap()));
             lines += 1;
         }
     }
     got.sort_by(f64::total_cmp);
     assert_eq!(got, values, "every value arrives exactly once");
-    assert!(lines >= 3 && lines < 20, "values are packed: {lines} lines for 250 values");
+    assert!(
+        (3..20).contains(&lines),
+        "values are packed: {lines} lines for 250 values"
+    );
     assert_eq!(t.dropped(), 0);
 }

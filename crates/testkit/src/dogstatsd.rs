@@ -86,7 +86,10 @@ mod tests {
         let d = Metric::parse("x.duration:0.0421|d|@0.5|#a:b").unwrap();
         assert_eq!((d.kind.as_str(), d.value), ("d", 0.0421));
         assert_eq!(Metric::parse("g:-1|g").unwrap().value, -1.0);
-        assert_eq!(Metric::parse("p:1:2.5:3|d").unwrap().values, vec![1.0, 2.5, 3.0]);
+        assert_eq!(
+            Metric::parse("p:1:2.5:3|d").unwrap().values,
+            vec![1.0, 2.5, 3.0]
+        );
         assert!(Metric::parse("p:1::3|d").is_none());
     }
 
