@@ -57,6 +57,11 @@ pub struct RunArgs {
     /// No progress bars (they are also off when stderr is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Run direct and proxied as compose projects (compose/*.yml with the local agent)
+    /// and sample containers through the Docker Engine API; needs the tinyfish:local
+    /// image (deploy/build-offline).
+    #[arg(long)]
+    pub compose: bool,
 }
 
 /// Subcommands.
@@ -174,6 +179,7 @@ fn compare_run(args: RunArgs) -> ExitCode {
         out: args.out.clone().unwrap_or_else(run::default_out_dir),
         exe,
         progress: !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        compose: args.compose,
     };
     let (profile, _) = run::build_profile();
     eprintln!(

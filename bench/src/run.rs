@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub exe: PathBuf,
     /// Draw progress bars (on a terminal).
     pub progress: bool,
+    /// Run the topologies as compose projects (containers) instead of processes.
+    pub compose: bool,
 }
 
 /// How a run ended.
@@ -82,9 +84,24 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
     let scenario = &opts.scenario;
     let mut warnings = Vec::new();
 
+    let compose_env = if opts.compose {
+        Some(compose_env()?)
+    } else {
+        None
+    };
+
     // Which topologies can run here.
     let mut topologies: Vec<TopologySpec> = Vec::new();
     for t in &scenario.topologies {
+        if opts.compose && !matches!(t.kind, TopologyKind::Direct | TopologyKind::Proxied) {
+            let w = format!(
+                "skipped topology {}: compose mode runs direct and proxied only",
+                t.name
+            );
+            eprintln!("note: {w}");
+            warnings.push(w);
+            continue;
+        }
         match topology::availability(t) {
             Ok(()) => topologies.push(t.clone()),
             Err(e) if t.optional => {
@@ -148,9 +165,16 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         );
     }
 
+    if opts.compose {
+        results.environment.mode = "compose".into();
+        results.warnings.push(
+            "compose mode: CPU and memory are per container (Docker Engine API: cpu total_usage, memory rss), as docker.cpu.usage and docker.mem.rss; the servers' own durations go to the local agent container (http://127.0.0.1:8181/), not into this report".into(),
+        );
+    }
     let mut runner = Runner {
         scenario,
         env: &env,
+        compose: compose_env.as_ref(),
         agent: &agent,
         interrupted: interrupted.clone(),
         progress: Progress::new(opts.progress, plan_len(scenario, topologies.len())),
@@ -188,6 +212,27 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
     }
 }
 
+/// Checks the engine, the compose command and the image before anything starts.
+fn compose_env() -> anyhow::Result<topology::ComposeEnv> {
+    use crate::compose;
+    compose::engine_available().context("--compose needs a running Docker engine")?;
+    let command = compose::ComposeCommand::detect()
+        .context("--compose needs `docker compose` (v2) or docker-compose")?;
+    compose::ensure_image(compose::IMAGE).with_context(|| {
+        format!(
+            "--compose runs the image {}: build it first with deploy/build-offline (or docker compose -f compose/direct.yml build)",
+            compose::IMAGE
+        )
+    })?;
+    let sampler = compose::ContainerSampler::connect()
+        .context("cannot read container stats from the Docker engine")?;
+    Ok(topology::ComposeEnv {
+        command,
+        sampler: Arc::new(sampler),
+        project: format!("tinyfish-bench-{}", std::process::id()),
+    })
+}
+
 fn plan_len(s: &Scenario, topologies: usize) -> u64 {
     (topologies * (1 + s.rounds * s.rates.len()) + 1) as u64
 }
@@ -195,6 +240,7 @@ fn plan_len(s: &Scenario, topologies: usize) -> u64 {
 struct Runner<'a> {
     scenario: &'a Scenario,
     env: &'a topology::Env,
+    compose: Option<&'a topology::ComposeEnv>,
     agent: &'a agent::AgentHandle,
     interrupted: Arc<AtomicBool>,
     progress: Progress,
@@ -370,7 +416,11 @@ impl Runner<'_> {
     }
 
     fn up(&self, t: &TopologySpec) -> anyhow::Result<Running> {
-        topology::up(t, self.env).with_context(|| format!("cannot bring up topology {}", t.name))
+        let running = match self.compose {
+            Some(c) => topology::up_compose(t, c),
+            None => topology::up(t, self.env),
+        };
+        running.with_context(|| format!("cannot bring up topology {}", t.name))
     }
 
     fn load_spec(&self, entry: SocketAddr) -> LoadSpec {
@@ -432,6 +482,13 @@ impl Runner<'_> {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
+            if started && window.end.is_none() {
+                // The run ended while the window's start was being read (slow container
+                // stats): close the window now.
+                window.end = Some(Instant::now());
+                window.cpu_end = targets.iter().map(sample::cpu_ns).collect();
+                window.agent = Some(self.agent.take_snapshot());
+            }
             match handle.join() {
                 Ok(r) => r.map_err(anyhow::Error::from),
                 Err(_) => Err(anyhow::anyhow!("the load generator panicked")),
@@ -466,6 +523,7 @@ impl Runner<'_> {
             program: "bench".into(),
             pid: std::process::id(),
             thread_prefix: Some("loadgen-".into()),
+            container: None,
         });
         let sampler = Sampler::start(targets.clone());
         let (report, window) = self.load(&spec, running, &targets[..servers])?;

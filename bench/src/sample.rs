@@ -18,6 +18,8 @@ use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use crate::compose::CgroupCounters;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 pub const INTERVAL: Duration = Duration::from_millis(100);
 
 /// What to sample.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Target {
     /// `app`, `proxy` or `loadgen`.
     pub role: String,
@@ -36,6 +38,9 @@ pub struct Target {
     /// Only threads whose name starts with this (for the in-process load generator);
     /// `None`: the whole tree.
     pub thread_prefix: Option<String>,
+    /// A container instead of a process tree (compose mode): its cgroup counters, the
+    /// figures the Docker Engine API and the Datadog integration report (`pid` unused).
+    pub container: Option<CgroupCounters>,
 }
 
 /// CPU time of a target and the tree's RSS.
@@ -61,6 +66,13 @@ fn ticks_per_second() -> f64 {
 
 /// Reads a target now. A process that has gone reads as zero.
 pub fn read(target: &Target) -> Reading {
+    if let Some(counters) = &target.container {
+        return counters.read().map_or(Reading::default(), |r| Reading {
+            cpu_ns: r.cpu_ns,
+            rss_bytes: r.rss_bytes,
+            processes: 1,
+        });
+    }
     match &target.thread_prefix {
         Some(prefix) => Reading {
             cpu_ns: threads_ns(target.pid, Some(prefix)),
@@ -250,6 +262,7 @@ mod tests {
             program: "test".into(),
             pid: std::process::id(),
             thread_prefix: None,
+            container: None,
         };
         let a = read(&me);
         assert!(a.rss_bytes > 0 && a.processes >= 1, "{a:?}");
@@ -293,6 +306,7 @@ mod tests {
             program: "bench".into(),
             pid: std::process::id(),
             thread_prefix: Some("loadgen-test".into()),
+            container: None,
         };
         thread::sleep(Duration::from_millis(250));
         let during = cpu_ns(&target);
@@ -312,6 +326,7 @@ mod tests {
             program: "t".into(),
             pid: std::process::id(),
             thread_prefix: None,
+            container: None,
         }]);
         thread::sleep(Duration::from_millis(350));
         let series = s.finish();

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use std::sync::Arc;
+
 use crate::child::{Child, ChildError};
+use crate::compose;
 use crate::sample::Target;
 use crate::scenario::{TopologyKind, TopologySpec};
 
@@ -59,6 +62,9 @@ pub enum TopologyError {
         /// How to install it.
         hint: String,
     },
+    /// A compose topology could not be brought up.
+    #[error(transparent)]
+    Compose(#[from] crate::compose::ComposeError),
     /// Files for the child could not be written.
     #[error("{topology}: {what}: {source}")]
     Io {
@@ -80,18 +86,23 @@ pub struct Running {
     pub entry: SocketAddr,
     /// Children, app first; stopped in reverse order on drop.
     children: Vec<(String, String, Child)>,
+    /// Compose mode: the project (taken down on drop) and its sampled containers.
+    compose: Option<(compose::Project, Vec<Target>)>,
 }
 
 impl Running {
     /// Sampling targets, one per role.
     pub fn targets(&self) -> Vec<Target> {
+        if let Some((_, targets)) = &self.compose {
+            return targets.clone();
+        }
         self.children
             .iter()
             .map(|(role, program, c)| Target {
                 role: role.clone(),
                 program: program.clone(),
                 pid: c.pid(),
-                thread_prefix: None,
+                ..Target::default()
             })
             .collect()
     }
@@ -112,6 +123,11 @@ impl Running {
     fn stop_all(&mut self) {
         while let Some((_, _, mut c)) = self.children.pop() {
             c.stop(Duration::from_secs(3));
+        }
+        if let Some((mut project, _)) = self.compose.take() {
+            if let Err(e) = project.down() {
+                eprintln!("bench: {e}");
+            }
         }
     }
 }
@@ -180,6 +196,7 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
         name: spec.name.clone(),
         entry: SocketAddr::from(([127, 0, 0, 1], 0)),
         children: Vec::new(),
+        compose: None,
     };
     let mut app = Child::spawn(
         "app",
@@ -243,6 +260,57 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
         }
     }
     Ok(running)
+}
+
+/// What compose mode needs: the compose command, the engine, a project name.
+#[derive(Debug, Clone)]
+pub struct ComposeEnv {
+    /// `docker compose` or `docker-compose`.
+    pub command: compose::ComposeCommand,
+    /// The Docker Engine API client for container stats.
+    pub sampler: Arc<compose::ContainerSampler>,
+    /// Compose project name (unique per run).
+    pub project: String,
+}
+
+/// Brings a topology up as a compose project (`compose/<topology>.yml` with the local
+/// agent), waits until it is healthy, and samples its app and proxy containers.
+pub fn up_compose(spec: &TopologySpec, env: &ComposeEnv) -> Result<Running, TopologyError> {
+    let topology = match spec.kind {
+        TopologyKind::Direct => compose::Topology::Direct,
+        TopologyKind::Proxied => compose::Topology::Proxied,
+        _ => {
+            return Err(TopologyError::Missing {
+                topology: spec.name.clone(),
+                program: "a compose file".into(),
+                hint: "compose mode runs the direct and proxied topologies only".into(),
+            })
+        }
+    };
+    let project = compose::Project::up(
+        &env.command,
+        topology,
+        &compose::UpOptions::new(env.project.clone()),
+    )?;
+    let mut targets = Vec::new();
+    for c in project
+        .containers()
+        .iter()
+        .filter(|c| c.role != compose::Role::Agent)
+    {
+        targets.push(Target {
+            role: c.role.as_str().to_owned(),
+            program: format!("container {}", c.service),
+            container: Some(env.sampler.cgroup(&c.id)?),
+            ..Target::default()
+        });
+    }
+    Ok(Running {
+        name: spec.name.clone(),
+        entry: project.entry(),
+        children: Vec::new(),
+        compose: Some((project, targets)),
+    })
 }
 
 /// The bench binary re-executed as `role` (`app` or `proxy`), on 127.0.0.1:0.

@@ -182,6 +182,9 @@ fn body_for(status: u16) -> &'static [u8] {
     }
 }
 
+/// `X-Forwarded-Proto: http`, shared (no allocation per request).
+const PROTO_HTTP: http::HeaderValue = http::HeaderValue::from_static("http");
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -287,17 +290,17 @@ impl ProxyHttp for Gateway {
         if let Some(conn) = &ctx.conn {
             if let Some(f) = headers::forwarded(self.forwarded, &req.headers, &conn.client_ip) {
                 req.insert_header(headers::names::FOR, f.for_)?;
-                req.insert_header(headers::names::PROTO, "http")?;
+                req.insert_header(headers::names::PROTO, PROTO_HTTP)?;
                 match f.host {
                     Some(h) => req.insert_header(headers::names::HOST, h)?,
                     None => {
-                        req.remove_header(&headers::names::HOST);
+                        req.remove_header(&headers::names::HOST_NAME);
                     }
                 }
             }
         }
         if !req.headers.contains_key(headers::X_REQUEST_ID) {
-            req.insert_header(headers::X_REQUEST_ID, self.ids.next())?;
+            req.insert_header(headers::names::REQUEST_ID, self.ids.next())?;
         }
         let _ = session;
         ctx.sent = Some(Instant::now());

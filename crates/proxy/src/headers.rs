@@ -11,7 +11,6 @@ use crate::config::ForwardedPolicy;
 /// `X-Request-Id`.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -155,15 +154,34 @@ pub fn forwarded(
     Some(Forwarded { for_, host })
 }
 
-/// Names of the headers [`Forwarded`] sets.
+/// Names of the headers the proxy sets, as written on the wire. pingora keeps each header
+/// name's case; given a `&'static str` it keeps it without copying, where a [`HeaderName`]
+/// of a non-standard header would be copied into a fresh allocation on every insert.
 pub mod names {
     use super::*;
     /// `X-Forwarded-For`.
-    pub const FOR: HeaderName = X_FORWARDED_FOR;
+    pub const FOR: &str = "X-Forwarded-For";
     /// `X-Forwarded-Proto`.
-    pub const PROTO: HeaderName = X_FORWARDED_PROTO;
+    pub const PROTO: &str = "X-Forwarded-Proto";
     /// `X-Forwarded-Host`.
-    pub const HOST: HeaderName = X_FORWARDED_HOST;
+    pub const HOST: &str = "X-Forwarded-Host";
+    /// `X-Request-Id`.
+    pub const REQUEST_ID: &str = "X-Request-Id";
+    /// `X-Forwarded-Host`, for lookups and removal.
+    pub const HOST_NAME: HeaderName = X_FORWARDED_HOST;
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn wire_names_match_header_names() {
+            assert_eq!(FOR.to_ascii_lowercase(), X_FORWARDED_FOR.as_str());
+            assert_eq!(PROTO.to_ascii_lowercase(), "x-forwarded-proto");
+            assert_eq!(HOST.to_ascii_lowercase(), HOST_NAME.as_str());
+            assert_eq!(REQUEST_ID.to_ascii_lowercase(), X_REQUEST_ID.as_str());
+        }
+    }
 }
 
 /// Generates request ids: a random per-process prefix and a counter, 24 hex digits.

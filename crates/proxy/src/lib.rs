@@ -136,7 +136,7 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         .map(|u| resolve("upstream", u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let threads = config.worker_threads();
-    let metrics = metrics::Metrics::new(telemetry.clone(), &config.upstreams, threads);
+    let metrics = Arc::new(metrics::Metrics::new(telemetry.clone(), &config.upstreams));
 
     let mut conf = ServerConf {
         threads,
@@ -259,7 +259,6 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         Stop::Fast => Duration::ZERO,
         Stop::Graceful => Duration::from_millis(100),
     });
-    metrics.flush();
     telemetry.flush();
     Ok(())
 }

@@ -1,38 +1,11 @@
 //! The proxy's metrics, created once at start-up so that recording one is an atomic add
-//! (counters, gauges) or a push onto a short, per-thread-sharded buffer (distributions).
+//! (counters, gauges) or a push onto a per-thread buffer (distributions, see
+//! [`telemetry::Distribution`]: the telemetry crate sends them packed, every 100 ms).
 //!
-//! Distribution values are not handed to the telemetry queue one by one: a queue fed at the
-//! request rate wakes its sending thread for every value, which cost more CPU than the proxy
-//! itself. A background thread moves the buffered values to the queue every
-//! [`BATCH_INTERVAL`], in bursts.
+//! Every tag set is known at start-up (status classes, configured upstreams), so each
+//! distribution has one pre-created handle: nothing is formatted or allocated per request.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
-
-use parking_lot::Mutex;
-use telemetry::{names, tags, Counter, Gauge, Telemetry};
-
-/// How often buffered distribution values go to the telemetry queue.
-pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
-/// Values buffered per shard at most between two batches; more are dropped and counted.
-const SHARD_CAPACITY: usize = 8 * 1024;
-
-/// One finished request's distribution values.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    class: u8,
-    upstream: u16,
-    total_ms: f32,
-    upstream_ms: f32,
-}
-
-thread_local! {
-    static SHARD: usize = {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    };
-}
+use telemetry::{names, tags, Counter, Distribution, Gauge, Telemetry};
 
 /// Status classes in index order (`status_index`).
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -60,7 +33,10 @@ pub struct Metrics {
     telemetry: Telemetry,
     /// `[upstream index (last = none)][status class]`.
     requests: Vec<[Counter; 5]>,
-    upstream_names: Vec<String>,
+    /// Whole request duration, by status class.
+    durations: [Distribution; 5],
+    /// Upstream time to first byte, by upstream index.
+    upstream_durations: Vec<Distribution>,
     errors: [Counter; 5],
     reused: Counter,
     fresh: Counter,
@@ -68,8 +44,6 @@ pub struct Metrics {
     pub downstream: Gauge,
     /// Upstream connections in use by a request now.
     pub upstream_active: Gauge,
-    shards: Box<[Mutex<Vec<Sample>>]>,
-    dropped: Counter,
 }
 
 fn status_index(status: u16) -> usize {
@@ -83,9 +57,8 @@ fn status_index(status: u16) -> usize {
 }
 
 impl Metrics {
-    /// Creates every handle for these upstreams (`host:port` as written in the config) and,
-    /// when metrics are on, the thread that batches distribution values to the queue.
-    pub fn new(telemetry: Telemetry, upstreams: &[String], threads: usize) -> Arc<Metrics> {
+    /// Creates every handle for these upstreams (`host:port` as written in the config).
+    pub fn new(telemetry: Telemetry, upstreams: &[String]) -> Metrics {
         let mut requests = Vec::with_capacity(upstreams.len() + 1);
         for u in upstreams.iter().map(String::as_str).chain(["none"]) {
             requests.push(CLASSES.map(|c| {
@@ -95,6 +68,18 @@ impl Metrics {
                 )
             }));
         }
+        let durations = CLASSES.map(|c| {
+            telemetry.distribution_handle(names::PROXY_REQUEST_DURATION, &[(tags::STATUS_CLASS, c)])
+        });
+        let upstream_durations = upstreams
+            .iter()
+            .map(|u| {
+                telemetry.distribution_handle(
+                    names::PROXY_UPSTREAM_DURATION,
+                    &[(tags::UPSTREAM, u.as_str())],
+                )
+            })
+            .collect();
         let errors =
             KINDS.map(|k| telemetry.counter(names::PROXY_UPSTREAM_ERRORS, &[(tags::KIND, k)]));
         let reused = telemetry.counter(names::PROXY_UPSTREAM_CONNECTIONS, &[("reused", "true")]);
@@ -102,60 +87,22 @@ impl Metrics {
         let downstream = telemetry.gauge(names::PROXY_CONNECTIONS, &[(tags::SIDE, "downstream")]);
         let upstream_active =
             telemetry.gauge(names::PROXY_CONNECTIONS, &[(tags::SIDE, "upstream_active")]);
-        let dropped = telemetry.counter(names::TELEMETRY_DROPPED, &[]);
-        let shards = (0..threads.clamp(1, 64) * 2)
-            .map(|_| Mutex::new(Vec::new()))
-            .collect();
-        let metrics = Arc::new(Metrics {
+        Metrics {
             telemetry,
             requests,
-            upstream_names: upstreams.to_vec(),
+            durations,
+            upstream_durations,
             errors,
             reused,
             fresh,
             downstream,
             upstream_active,
-            shards,
-            dropped,
-        });
-        if metrics.telemetry.is_enabled() {
-            let weak = Arc::downgrade(&metrics);
-            let spawned = std::thread::Builder::new()
-                .name("proxy-metrics".into())
-                .spawn(move || batch_loop(weak));
-            if spawned.is_err() {
-                metrics.dropped.incr();
-            }
-        }
-        metrics
-    }
-
-    /// Hands every buffered distribution value to the telemetry queue now.
-    pub fn flush(&self) {
-        let mut batch = Vec::new();
-        for shard in self.shards.iter() {
-            std::mem::swap(&mut *shard.lock(), &mut batch);
-            for s in batch.drain(..) {
-                self.emit(s);
-            }
         }
     }
 
-    fn emit(&self, s: Sample) {
-        self.telemetry.distribution(
-            names::PROXY_REQUEST_DURATION,
-            f64::from(s.total_ms),
-            &[(tags::STATUS_CLASS, CLASSES[usize::from(s.class)])],
-        );
-        if s.upstream_ms >= 0.0 {
-            if let Some(name) = self.upstream_names.get(usize::from(s.upstream)) {
-                self.telemetry.distribution(
-                    names::PROXY_UPSTREAM_DURATION,
-                    f64::from(s.upstream_ms),
-                    &[(tags::UPSTREAM, name.as_str())],
-                );
-            }
-        }
+    /// Whether metrics are sent anywhere (when not, request timings need not be taken).
+    pub fn is_enabled(&self) -> bool {
+        self.telemetry.is_enabled()
     }
 
     /// The telemetry handle (for flushing at exit).
@@ -177,25 +124,11 @@ impl Metrics {
         if let Some(row) = self.requests.get(ui) {
             row[ci].incr();
         }
-        if !self.telemetry.is_enabled() {
-            return;
-        }
-        let sample = Sample {
-            class: ci as u8,
-            upstream: upstream.map_or(u16::MAX, |u| u as u16),
-            total_ms: total_ms as f32,
-            upstream_ms: match (upstream, upstream_ms) {
-                (Some(_), Some(ms)) => ms as f32,
-                _ => -1.0,
-            },
-        };
-        let i = SHARD.with(|s| *s) % self.shards.len();
-        let mut shard = self.shards[i].lock();
-        if shard.len() < SHARD_CAPACITY {
-            shard.push(sample);
-        } else {
-            drop(shard);
-            self.dropped.incr();
+        self.durations[ci].record(total_ms);
+        if let (Some(u), Some(ms)) = (upstream, upstream_ms) {
+            if let Some(d) = self.upstream_durations.get(u) {
+                d.record(ms);
+            }
         }
     }
 
@@ -214,10 +147,28 @@ impl Metrics {
     }
 }
 
-fn batch_loop(metrics: Weak<Metrics>) {
-    loop {
-        std::thread::sleep(BATCH_INTERVAL);
-        let Some(m) = metrics.upgrade() else { return };
-        m.flush();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(CLASSES[status_index(101)], "1xx");
+        assert_eq!(CLASSES[status_index(204)], "2xx");
+        assert_eq!(CLASSES[status_index(302)], "3xx");
+        assert_eq!(CLASSES[status_index(431)], "4xx");
+        assert_eq!(CLASSES[status_index(504)], "5xx");
+        assert_eq!(CLASSES[status_index(0)], "5xx");
+    }
+
+    #[test]
+    fn off_metrics_still_count() {
+        let m = Metrics::new(Telemetry::off(), &["a:1".to_owned()]);
+        assert!(!m.is_enabled());
+        m.request(200, Some(0), 1.0, Some(0.5));
+        m.request(502, None, 1.0, None);
+        m.request(200, Some(7), 1.0, Some(0.5)); // unknown upstream: ignored, no panic
+        m.downstream.add(1);
+        assert_eq!(m.downstream.get(), 1);
     }
 }

@@ -138,6 +138,9 @@ async fn serve_conn(
         Some(limits.idle_secs)
     });
     let mut deadline = limits.header;
+    // One timer for the connection, re-armed per request (cheaper than a new one each time).
+    let sleep = tokio::time::sleep(deadline);
+    tokio::pin!(sleep);
     loop {
         session.set_read_timeout(Some(limits.read));
         session.set_write_timeout(Some(limits.write));
@@ -145,8 +148,7 @@ async fn serve_conn(
         session.set_connection_user_context(Some(Box::new(conn.clone())));
         let fut = shared.proxy.process_new_http(session, shutdown);
         tokio::pin!(fut);
-        let sleep = tokio::time::sleep(deadline);
-        tokio::pin!(sleep);
+        sleep.as_mut().reset(tokio::time::Instant::now() + deadline);
         let reused = tokio::select! {
             biased;
             r = &mut fut => r,
