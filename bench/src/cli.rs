@@ -92,6 +92,16 @@ pub enum Command {
     /// Run as the TinyFish proxy (used by the bench itself).
     #[command(hide = true)]
     Proxy(proxy::Cli),
+    /// Run as a minimal hyper server answering the app's greeting (the app's floor).
+    #[command(hide = true)]
+    HyperBaseline {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Accepted for symmetry with `app`; the baseline always runs one thread.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
 }
 
 /// Parses the command line and runs; the process's exit code.
@@ -120,6 +130,7 @@ pub fn main() -> ExitCode {
         Some(Command::Healthcheck { url, timeout }) => crate::healthcheck::check(&url, timeout),
         Some(Command::App(c)) => app::run(c, telemetry::DatadogEnv::from_process_env()),
         Some(Command::Proxy(c)) => proxy::run(c, telemetry::DatadogEnv::from_process_env()),
+        Some(Command::HyperBaseline { listen, .. }) => crate::baseline::serve(listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,7 @@
 //! Load generation lives in the `loadgen` crate, the DogStatsD agent in `agent`, the
 //! results model, statistics and renderings in `report`.
 
+pub mod baseline;
 pub mod child;
 pub mod cli;
 pub mod compose;

@@ -203,6 +203,9 @@ impl Default for WorkerSettings {
 pub enum TopologyKind {
     /// The app alone.
     Direct,
+    /// A minimal hyper server answering the app's greeting, alone: the floor the app's
+    /// own CPU per request is compared with (`bench/scenarios/app-vs-hyper.toml`).
+    Hyper,
     /// The app behind our proxy.
     Proxied,
     /// The app behind NGINX (Debian's nginx, process mode, `deploy/nginx/nginx.conf`).
@@ -435,18 +438,20 @@ impl Scenario {
                 _ => {}
             }
         }
-        if self
-            .topologies
-            .iter()
-            .filter(|t| t.kind == TopologyKind::Direct)
-            .count()
-            != 1
-            || self.topologies[0].kind != TopologyKind::Direct
-        {
+        let baseline_kinds = [TopologyKind::Direct, TopologyKind::Hyper];
+        if !baseline_kinds.contains(&self.topologies[0].kind) {
             return bad(
                 "topology[0]".into(),
-                "the first topology must be the one kind = \"direct\" (the baseline)".into(),
+                "the first topology is the baseline: kind = \"direct\" (or \"hyper\")".into(),
             );
+        }
+        for kind in baseline_kinds {
+            if self.topologies.iter().filter(|t| t.kind == kind).count() > 1 {
+                return bad(
+                    "topology".into(),
+                    format!("at most one topology of kind {kind:?}"),
+                );
+            }
         }
         Ok(())
     }

@@ -170,7 +170,7 @@ pub fn nginx_version() -> Option<String> {
 /// Whether a topology's programs are installed; the install hint when not.
 pub fn availability(spec: &TopologySpec) -> Result<(), TopologyError> {
     let (program, hint) = match spec.kind {
-        TopologyKind::Direct | TopologyKind::Proxied => return Ok(()),
+        TopologyKind::Direct | TopologyKind::Proxied | TopologyKind::Hyper => return Ok(()),
         TopologyKind::Nginx => (
             "nginx".to_owned(),
             "install it with `sudo apt-get install nginx-light` (or nginx), or `brew install nginx`; scripts/setup does it".to_owned(),
@@ -198,6 +198,16 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
         children: Vec::new(),
         compose: None,
     };
+    if spec.kind == TopologyKind::Hyper {
+        let mut c = Command::new(&env.exe);
+        c.args(["hyper-baseline", "--listen", "127.0.0.1:0"]);
+        let mut child = Child::spawn("hyper-baseline", c, Signal::SIGKILL)?;
+        running.entry = child.wait_listening(READY_TIMEOUT)?;
+        running
+            .children
+            .push(("app".into(), "bare-hyper".into(), child));
+        return Ok(running);
+    }
     let mut app = Child::spawn(
         "app",
         self_command(env, "app", "tinyfish-app"),
@@ -209,7 +219,7 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
         .push(("app".into(), "tinyfish-app".into(), app));
     running.entry = app_addr;
     match spec.kind {
-        TopologyKind::Direct => {}
+        TopologyKind::Direct | TopologyKind::Hyper => {}
         TopologyKind::Proxied => {
             let mut cmd = self_command(env, "proxy", "tinyfish-proxy");
             cmd.args(["--upstream", &app_addr.to_string()]);

@@ -157,13 +157,21 @@ pub fn headline(results: &Results) -> String {
         return "No proxied topology was measured against a baseline: no proxy cost to report."
             .to_string();
     };
+    // A topology without a proxy process (e.g. the app against a bare server) is not
+    // "behind" anything: say what it costs over its baseline instead.
+    let has_proxy = results
+        .results
+        .iter()
+        .any(|t| t.topology == ours && t.process(crate::model::roles::PROXY).is_some());
     let who = if ours == OURS {
-        "Behind this proxy".to_string()
+        "Behind this proxy, my service pays".to_string()
+    } else if has_proxy {
+        format!("Behind {ours}, my service pays")
     } else {
-        format!("Behind {ours}")
+        format!("Over {}, {ours} costs", row.baseline)
     };
     let mut s = format!(
-        "{who}, my service pays {}: {} vs {} at {} (median of {} round{}",
+        "{who} {}: {} vs {} at {} (median of {} round{}",
         costs(row),
         row.topology,
         row.baseline,
