@@ -542,7 +542,7 @@ impl Runner<'_> {
         for (i, target) in targets.iter().enumerate() {
             let pts: Vec<&Point> = series[i]
                 .iter()
-                .filter(|p| p.at >= w_start && p.at <= w_end + sample::INTERVAL)
+                .filter(|p| p.at >= w_start && p.at <= w_end)
                 .collect();
             let (cpu_s, count) = if target.role == roles::LOADGEN {
                 (report.cpu.user_s + report.cpu.system_s, 1)

@@ -112,7 +112,10 @@ fn summarise<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error>
 }
 
 /// Percentiles at which [`percentile_spectrum`] samples a histogram.
-pub const SPECTRUM_PERCENTILES: [f64; 9] = [50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.99, 100.0];
+pub const SPECTRUM_PERCENTILES: [f64; 24] = [
+    50.0, 60.0, 70.0, 75.0, 80.0, 85.0, 90.0, 92.5, 95.0, 96.0, 97.0, 97.5, 98.0, 98.5, 99.0,
+    99.25, 99.5, 99.75, 99.9, 99.95, 99.99, 99.995, 99.999, 100.0,
+];
 
 /// (percentile, latency in µs) points of a nanosecond histogram, for latency-spectrum charts.
 pub fn percentile_spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {

@@ -429,34 +429,35 @@ impl Telemetry {
         self.inner.dropped.load(Ordering::Relaxed)
     }
 
+    /// Adds to the registry the flusher emits from (nothing to emit when metrics are off).
+    fn register(&self, f: impl FnOnce(&mut Registry)) {
+        if self.is_enabled() {
+            f(&mut self
+                .inner
+                .registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()));
+        }
+    }
+
     /// A counter aggregated in-process and emitted as a DogStatsD count every
     /// flush interval (when non-zero). Create counters once, at start-up.
     pub fn counter(&self, name: &str, tags: &[(&str, &str)]) -> Counter {
         let value = Arc::new(AtomicU64::new(0));
-        if self.is_enabled() {
-            let mut reg = self
-                .inner
-                .registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+        self.register(|reg| {
             reg.counters
-                .push((name.to_owned(), own_tags(tags), value.clone()));
-        }
+                .push((name.to_owned(), own_tags(tags), value.clone()))
+        });
         Counter { value }
     }
 
     /// A gauge whose current value is emitted every flush interval.
     pub fn gauge(&self, name: &str, tags: &[(&str, &str)]) -> Gauge {
         let value = Arc::new(AtomicI64::new(0));
-        if self.is_enabled() {
-            let mut reg = self
-                .inner
-                .registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+        self.register(|reg| {
             reg.gauges
-                .push((name.to_owned(), own_tags(tags), value.clone()));
-        }
+                .push((name.to_owned(), own_tags(tags), value.clone()))
+        });
         Gauge { value }
     }
 
@@ -471,14 +472,7 @@ impl Telemetry {
             enabled: self.is_enabled(),
             dropped: self.inner.dropped.clone(),
         });
-        if self.is_enabled() {
-            let mut reg = self
-                .inner
-                .registry
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            reg.distributions.push(inner.clone());
-        }
+        self.register(|reg| reg.distributions.push(inner.clone()));
         Distribution { inner }
     }
 
