@@ -310,7 +310,7 @@ impl Runner<'_> {
                 Rate::Percent(p) => (slowest * p / 100.0).round().max(1.0),
             })
             .collect();
-        for (r, cap) in s.rates.iter().zip(&results.rates_rps) {
+        for r in &s.rates {
             if let Rate::Absolute(v) = r {
                 if *v > slowest * 0.9 {
                     results.warnings.push(format!(
@@ -318,7 +318,6 @@ impl Runner<'_> {
                     ));
                 }
             }
-            let _ = cap;
         }
 
         // 2. Interleaved rounds at the fixed rates.

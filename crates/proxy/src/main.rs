@@ -5,11 +5,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// jemalloc instead of glibc's malloc: pingora allocates and frees dozens of small objects
-/// per request (boxed hook futures, header maps, buffers); see bench/results/PERFLOG.md.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 /// TinyFish reverse proxy (pingora): forwards HTTP/1 to one or more upstreams.
 #[derive(Debug, Parser)]
 #[command(name = "proxy", version, about)]
