@@ -36,8 +36,7 @@
 //! ```
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -616,56 +615,15 @@ pub fn agent_snapshot(
     timeout: Duration,
 ) -> Result<agent::Snapshot, ComposeError> {
     let fail = |reason: String| ComposeError::Snapshot { addr, reason };
-    let body = http_get(addr, "/", timeout).map_err(|e| fail(e.to_string()))?;
+    let (status, body) = crate::healthcheck::get(addr, &addr.to_string(), "/", timeout)
+        .map_err(|e| fail(e.to_string()))?;
+    if status != 200 {
+        return Err(fail(format!("answered {status}")));
+    }
     serde_json::from_slice(&body).map_err(|e| fail(format!("not a snapshot: {e}")))
 }
 
 /// A plain HTTP/1.1 GET, body returned on 200 (content-length, chunked or until close).
-fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<Vec<u8>> {
-    use std::io::{Error, ErrorKind};
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.take(64 << 20).read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| Error::new(ErrorKind::InvalidData, "no complete response head"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let body = &raw[split + 4..];
-    let status = head.lines().next().unwrap_or("");
-    if !status.starts_with("http/1.") || status.get(9..12) != Some("200") {
-        return Err(Error::other(format!("answered {status:?}")));
-    }
-    if head
-        .lines()
-        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"))
-    {
-        return dechunk(body).ok_or_else(|| Error::new(ErrorKind::InvalidData, "bad chunked body"));
-    }
-    Ok(body.to_vec())
-}
-
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(body.len());
-    loop {
-        let eol = body.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        body = &body[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
-    }
-}
-
 /// One reading of a container, as the Datadog Docker integration reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ContainerReading {
@@ -866,6 +824,7 @@ pub async fn read_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
 
     #[test]
     fn cgroup_counters_are_found_and_read_on_v1_and_v2() {
@@ -978,16 +937,6 @@ mod tests {
         assert!(ContainerReading::from_stats(&stopped)
             .unwrap_err()
             .contains("total_usage"));
-    }
-
-    #[test]
-    fn chunked_bodies_are_decoded() {
-        assert_eq!(
-            dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap(),
-            b"abcde"
-        );
-        assert!(dechunk(b"5\r\nab").is_none());
-        assert!(dechunk(b"zz\r\n").is_none());
     }
 
     #[test]

@@ -57,11 +57,7 @@ impl Route {
     }
 }
 
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-fn class_index(status: u16) -> usize {
-    usize::from(status / 100).clamp(1, 5) - 1
-}
+use telemetry::{status_class_index as class_index, STATUS_CLASSES as CLASSES};
 
 /// Counters per route × status class, the in-flight gauge and the duration distribution.
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 use telemetry::{names, tags, Counter, Distribution, Gauge, Telemetry};
 
 /// Status classes in index order (`status_index`).
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+use telemetry::{status_class_index as status_index, STATUS_CLASSES as CLASSES};
 
 /// Kinds of upstream errors (tag `kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,16 +44,6 @@ pub struct Metrics {
     pub downstream: Gauge,
     /// Upstream connections in use by a request now.
     pub upstream_active: Gauge,
-}
-
-fn status_index(status: u16) -> usize {
-    match status {
-        100..=199 => 0,
-        200..=299 => 1,
-        300..=399 => 2,
-        400..=499 => 3,
-        _ => 4,
-    }
 }
 
 impl Metrics {

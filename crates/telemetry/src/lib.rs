@@ -85,15 +85,23 @@ pub mod tags {
     pub const SIDE: &str = "side";
 }
 
+/// The status class tag values, in order: index with [`status_class_index`], so a
+/// server can pre-create one counter per class and pick it with an array index.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Index into [`STATUS_CLASSES`] for a status code; anything outside 100–499 (a
+/// malformed or missing status) counts as `5xx`.
+#[inline]
+pub fn status_class_index(status: u16) -> usize {
+    match status {
+        100..=499 => usize::from(status / 100) - 1,
+        _ => 4,
+    }
+}
+
 /// The status class tag value for a status code: `"2xx"` for 204.
 pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
+    STATUS_CLASSES[status_class_index(status)]
 }
 
 /// The default DogStatsD port.
@@ -841,6 +849,9 @@ mod tests {
         assert_eq!(status_class(304), "3xx");
         assert_eq!(status_class(404), "4xx");
         assert_eq!(status_class(503), "5xx");
+        assert_eq!(status_class(0), "5xx", "no status is a server-side failure");
+        assert_eq!(status_class(600), "5xx");
+        assert_eq!(STATUS_CLASSES[status_class_index(299)], "2xx");
     }
 
     #[test]
