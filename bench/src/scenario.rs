@@ -232,6 +232,10 @@ pub struct TopologySpec {
     /// External: a config file template rendered to a temporary file for `{config}`.
     #[serde(default)]
     pub config_template: Option<PathBuf>,
+    /// Proxied: extra flags for our proxy (e.g. `["--no-fast-path"]`, every request through
+    /// pingora's proxy).
+    #[serde(default)]
+    pub proxy_args: Vec<String>,
     /// External: how long to wait for the listen port to answer.
     #[serde(default = "default_ready_timeout", with = "humantime_serde")]
     pub ready_timeout: Duration,
@@ -436,6 +440,12 @@ impl Scenario {
                     );
                 }
                 _ => {}
+            }
+            if !t.proxy_args.is_empty() && t.kind != TopologyKind::Proxied {
+                return bad(
+                    key("proxy_args"),
+                    "only proxied topologies take proxy_args (flags of our proxy)".into(),
+                );
             }
         }
         let baseline_kinds = [TopologyKind::Direct, TopologyKind::Hyper];

@@ -223,6 +223,7 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
         TopologyKind::Proxied => {
             let mut cmd = self_command(env, "proxy", "tinyfish-proxy");
             cmd.args(["--upstream", &app_addr.to_string()]);
+            cmd.args(&spec.proxy_args);
             let mut proxy = Child::spawn("proxy", cmd, Signal::SIGKILL)?;
             running.entry = proxy.wait_listening(READY_TIMEOUT)?;
             running

@@ -26,6 +26,9 @@ pub struct Config {
     /// Let idle worker threads steal work from busy ones (tokio multi-thread scheduler);
     /// `false` runs one single-threaded runtime per thread (pingora's "no steal").
     pub work_stealing: bool,
+    /// Forward the common request (clean HTTP/1.1 head, body already received) on the fast
+    /// path; `false`: every request through pingora's proxy (`ProxyHttp`).
+    pub fast_path: bool,
     /// Idle upstream connections kept for reuse (pingora's pool size, all upstreams together).
     pub keepalive_pool_size: usize,
     /// Largest request head (request line + headers) accepted; larger gets 431.
@@ -95,6 +98,7 @@ impl Default for Config {
             upstreams: vec!["127.0.0.1:5000".to_owned()],
             threads: None,
             work_stealing: true,
+            fast_path: true,
             keepalive_pool_size: 128,
             max_header_bytes: 64 * 1024,
             health_path: "/.proxy/health".to_owned(),

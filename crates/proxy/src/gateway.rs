@@ -171,7 +171,8 @@ fn status_for(e: &Error) -> u16 {
     }
 }
 
-fn body_for(status: u16) -> &'static [u8] {
+/// The body of an error answer.
+pub(crate) fn body_for(status: u16) -> &'static [u8] {
     match status {
         400 => b"bad request\n",
         408 => b"request timeout: the request body did not arrive in time\n",

@@ -6,6 +6,8 @@
 //! - [`server`]: our accept loop on a listener we bind ourselves (so `--listen 127.0.0.1:0`
 //!   reports the real port), the per-connection keep-alive loop with the request-head deadline,
 //!   and graceful shutdown;
+//! - [`fast`]: the HTTP/1 forwarding fast path for the common request (clean head, body
+//!   already buffered); anything else goes on to pingora's proxy below;
 //! - [`gateway`]: pingora's `ProxyHttp` hooks: upstream choice (round-robin with TCP health
 //!   checks when there are several), the header rules of [`headers`], 502/504 answers,
 //!   metrics;
@@ -23,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod fast;
 pub mod gateway;
 pub mod headers;
 pub mod metrics;
@@ -60,6 +63,9 @@ pub struct Cli {
     /// Worker threads, overriding the file (default: one per CPU).
     #[arg(long, env = "PROXY_THREADS")]
     pub threads: Option<usize>,
+    /// Send every request through pingora's proxy, overriding the file's `fast_path`.
+    #[arg(long, env = "PROXY_NO_FAST_PATH")]
+    pub no_fast_path: bool,
     /// Validate the configuration and exit (non-zero, naming the key, when it is wrong).
     #[arg(long)]
     pub check: bool,
@@ -79,6 +85,9 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     }
     if let Some(t) = cli.threads {
         config.threads = Some(t);
+    }
+    if cli.no_fast_path {
+        config.fast_path = false;
     }
     config.validate().map_err(|mut e| {
         e.origin = match &cli.config {
@@ -161,12 +170,21 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
     } else {
         None
     };
+    let fast = config.fast_path.then(|| {
+        Arc::new(fast::Fast::new(
+            &config,
+            &resolved,
+            lb.clone(),
+            metrics.clone(),
+        ))
+    });
     let gateway = gateway::Gateway::new(&config, &resolved, lb.clone(), metrics.clone());
     let proxy = Arc::new(pingora::proxy::http_proxy(&conf, gateway));
     let shared = Arc::new(server::Shared {
         proxy: proxy.clone(),
         metrics: metrics.clone(),
         limits: server::ClientLimits::from_timeouts(&config.timeouts),
+        fast,
     });
 
     let rt = if config.work_stealing {

@@ -53,6 +53,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Client-side limits.
     pub limits: ClientLimits,
+    /// The HTTP/1 fast path (`None`: every request through pingora's proxy).
+    pub fast: Option<Arc<crate::fast::Fast>>,
 }
 
 /// pingora's per-connection hook: runs our keep-alive loop on each accepted stream.
@@ -75,7 +77,7 @@ impl ServerApp for ConnApp {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let metrics = &self.shared.metrics;
         metrics.downstream.add(1);
-        serve_conn(stream, peer, &self.shared, shutdown).await;
+        crate::fast::serve(stream, peer, &self.shared, shutdown).await;
         metrics.downstream.add(-1);
         None
     }
@@ -111,7 +113,7 @@ pub async fn drain_backlog(
             let shutdown = shutdown.clone();
             shared.metrics.downstream.add(1);
             tasks.push(tokio::spawn(async move {
-                serve_conn(Box::new(stream), peer, &shared, &shutdown).await;
+                crate::fast::serve(Box::new(stream), peer, &shared, &shutdown).await;
                 shared.metrics.downstream.add(-1);
             }));
         }
@@ -122,8 +124,9 @@ pub async fn drain_backlog(
     }
 }
 
-/// Serves one client connection: HTTP/1 requests one after another while it is kept alive.
-async fn serve_conn(
+/// Serves one client connection through pingora's HTTP proxy: HTTP/1 requests one after
+/// another while it is kept alive.
+pub(crate) async fn serve_conn(
     stream: pingora::protocols::Stream,
     peer: SocketAddr,
     shared: &Shared,

@@ -160,6 +160,7 @@ pub fn proxy_command() -> Command {
         "PROXY_LISTEN",
         "PROXY_UPSTREAMS",
         "PROXY_THREADS",
+        "PROXY_NO_FAST_PATH",
     ] {
         cmd.env_remove(k);
     }
