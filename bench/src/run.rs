@@ -709,6 +709,9 @@ fn add_trial_warnings(results: &mut Results) {
             not_held.join(", ")
         ));
     }
+    if let Some(w) = saturation_warning(results) {
+        results.warnings.push(w);
+    }
     let errors: u64 = results.results.iter().map(|t| t.errors).sum();
     if let Some(c) = &results.loadgen_check {
         if c.ratio < 1.0 {
@@ -728,6 +731,47 @@ fn add_trial_warnings(results: &mut Results) {
             .warnings
             .push("the run did not complete: these are partial results".into());
     }
+}
+
+/// Share of a trial's window that `roles` kept busy, in units of `cpus` CPUs.
+fn busy_share(t: &report::model::Trial, roles: Option<&str>, cpus: usize) -> Option<f64> {
+    if t.achieved_rps <= 0.0 || cpus == 0 {
+        return None;
+    }
+    let window_s = t.requests as f64 / t.achieved_rps;
+    let cpu_s: f64 = t
+        .processes
+        .iter()
+        .filter(|p| roles.is_none_or(|r| p.role == r))
+        .map(|p| p.cpu_s)
+        .sum();
+    Some(cpu_s / (window_s * cpus as f64))
+}
+
+/// Rates at which the machine (or the load generator's threads) was nearly fully busy: there,
+/// latency includes waiting for a CPU, for every topology alike, and the load generator may
+/// read responses late. CPU per request is still measured; latency is better compared lower.
+fn saturation_warning(results: &Results) -> Option<String> {
+    const BUSY: f64 = 0.85;
+    let cpus = results.environment.cpus;
+    let loadgen_threads = results.scenario.loadgen_threads.max(1);
+    let mut rates: Vec<f64> = Vec::new();
+    for t in &results.results {
+        let machine = busy_share(t, None, cpus).unwrap_or(0.0);
+        let loadgen = busy_share(t, Some("loadgen"), loadgen_threads).unwrap_or(0.0);
+        if (machine >= BUSY || loadgen >= BUSY) && !rates.contains(&t.rate_rps) {
+            rates.push(t.rate_rps);
+        }
+    }
+    if rates.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+    Some(format!(
+        "at {} req/s the machine's {cpus} CPU(s) or the load generator's {loadgen_threads} thread(s) were ≥ {:.0} % busy in some trials: latency there includes waiting for a CPU (for every topology, and for the load generator reading responses), so compare latency at the lower rates; CPU per request is unaffected",
+        list.join(" and "),
+        BUSY * 100.0
+    ))
 }
 
 fn echo(s: &Scenario, opts: &RunOptions, topologies: &[TopologySpec]) -> ScenarioEcho {
@@ -884,5 +928,39 @@ impl Progress {
     fn finish(&self) {
         self.current.finish_and_clear();
         self.overall.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The archived reference run of the earlier proxy (6 149–18 448 req/s, machine at most
+    /// about half busy).
+    fn reference() -> Results {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/results/reference/2026-11-25-2vcpu-vm/results.json"
+        );
+        report::load(std::path::Path::new(path)).expect("the archived reference run loads")
+    }
+
+    #[test]
+    fn no_saturation_warning_when_the_machine_had_room() {
+        assert_eq!(saturation_warning(&reference()), None);
+    }
+
+    #[test]
+    fn saturation_warning_names_the_rate_where_the_load_generator_was_busy() {
+        let mut r = reference();
+        let t = r.results.iter_mut().find(|t| t.round == 1).unwrap();
+        let rate = t.rate_rps;
+        let window = t.requests as f64 / t.achieved_rps;
+        for p in t.processes.iter_mut().filter(|p| p.role == "loadgen") {
+            p.cpu_s = window * 0.95;
+        }
+        let w = saturation_warning(&r).expect("a warning");
+        assert!(w.contains(&format!("at {rate:.0} req/s")), "{w}");
+        assert!(w.contains("compare latency at the lower rates"), "{w}");
     }
 }

@@ -25,18 +25,16 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pingora::lb::{selection::RoundRobin, LoadBalancer};
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::{Config, ForwardedPolicy};
-use crate::gateway::body_for;
+use crate::gateway::{body_for, Picker};
 use crate::headers::RequestIds;
 use crate::metrics::{ErrorKind, Metrics};
 use crate::server::{ClientLimits, Shared};
@@ -63,8 +61,7 @@ struct Pool {
 pub struct Fast {
     pools: Vec<Pool>,
     pool_size: usize,
-    lb: Option<Arc<LoadBalancer<RoundRobin>>>,
-    rr: AtomicUsize,
+    picker: Arc<Picker>,
     health_path: Option<Box<[u8]>>,
     max_header_bytes: usize,
     forwarded: ForwardedPolicy,
@@ -89,7 +86,7 @@ impl Fast {
     pub fn new(
         config: &Config,
         resolved: &[SocketAddr],
-        lb: Option<Arc<LoadBalancer<RoundRobin>>>,
+        picker: Arc<Picker>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let t = &config.timeouts;
@@ -102,8 +99,7 @@ impl Fast {
                 })
                 .collect(),
             pool_size: config.keepalive_pool_size.div_ceil(resolved.len().max(1)),
-            lb,
-            rr: AtomicUsize::new(0),
+            picker,
             health_path: (!config.health_path.is_empty())
                 .then(|| config.health_path.as_bytes().into()),
             max_header_bytes: config.max_header_bytes,
@@ -115,27 +111,6 @@ impl Fast {
             write: t.write,
             upstream_idle: t.upstream_idle,
         }
-    }
-
-    /// The upstream for a new request: the load balancer's healthy choice, else plain
-    /// round robin (none healthy, or not checked yet).
-    fn pick(&self) -> usize {
-        let n = self.pools.len();
-        if n == 1 {
-            return 0;
-        }
-        if let Some(lb) = &self.lb {
-            if let Some(b) = lb.select(b"", 256) {
-                if let Some(i) = self
-                    .pools
-                    .iter()
-                    .position(|p| b.addr.as_inet() == Some(&p.addr))
-                {
-                    return i;
-                }
-            }
-        }
-        self.rr.fetch_add(1, Ordering::Relaxed) % n
     }
 
     /// A pooled connection to upstream `i` that has not idled too long and that the upstream
@@ -822,7 +797,7 @@ async fn forward(
 ) -> bool {
     let m = &fast.metrics;
     let n = fast.pools.len();
-    let mut i = fast.pick();
+    let mut i = fast.picker.pick(0);
     let mut tried = 0;
     let mut fresh_only = false;
     let outcome = loop {

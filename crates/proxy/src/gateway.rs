@@ -65,8 +65,7 @@ pub struct Ctx {
 /// The proxy logic.
 pub struct Gateway {
     upstreams: Vec<Upstream>,
-    lb: Option<Arc<LoadBalancer<RoundRobin>>>,
-    rr: AtomicUsize,
+    picker: Arc<Picker>,
     health_path: Option<Box<str>>,
     max_header_bytes: usize,
     forwarded: ForwardedPolicy,
@@ -79,7 +78,7 @@ impl Gateway {
     pub fn new(
         config: &Config,
         resolved: &[SocketAddr],
-        lb: Option<Arc<LoadBalancer<RoundRobin>>>,
+        picker: Arc<Picker>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let t = &config.timeouts;
@@ -102,8 +101,7 @@ impl Gateway {
             .collect();
         Gateway {
             upstreams,
-            lb,
-            rr: AtomicUsize::new(0),
+            picker,
             health_path: (!config.health_path.is_empty())
                 .then(|| config.health_path.clone().into_boxed_str()),
             max_header_bytes: config.max_header_bytes,
@@ -112,24 +110,49 @@ impl Gateway {
             metrics,
         }
     }
+}
 
-    fn pick(&self, tries: usize) -> usize {
-        let n = self.upstreams.len();
-        if n == 1 {
+/// Chooses the upstream for a request, for both paths (one round-robin counter): the load
+/// balancer's healthy choice, else plain round robin (none healthy, or not checked yet),
+/// moving on with each retry.
+pub struct Picker {
+    addrs: Vec<SocketAddr>,
+    lb: Option<Arc<LoadBalancer<RoundRobin>>>,
+    rr: AtomicUsize,
+}
+
+impl std::fmt::Debug for Picker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Picker")
+            .field("addrs", &self.addrs)
+            .field("health_checked", &self.lb.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Picker {
+    /// A picker over resolved upstream addresses, with their load balancer when there are several.
+    pub fn new(addrs: &[SocketAddr], lb: Option<Arc<LoadBalancer<RoundRobin>>>) -> Self {
+        Picker {
+            addrs: addrs.to_vec(),
+            lb,
+            rr: AtomicUsize::new(0),
+        }
+    }
+
+    /// The index of the upstream for attempt `tries` (0 first) of a request.
+    pub fn pick(&self, tries: usize) -> usize {
+        let n = self.addrs.len();
+        if n <= 1 {
             return 0;
         }
         if let Some(lb) = &self.lb {
             if let Some(b) = lb.select(b"", 256) {
-                if let Some(i) = self
-                    .upstreams
-                    .iter()
-                    .position(|u| b.addr.as_inet() == Some(&u.addr))
-                {
+                if let Some(i) = self.addrs.iter().position(|a| b.addr.as_inet() == Some(a)) {
                     return i;
                 }
             }
         }
-        // none healthy (or not yet checked): plain round robin, moving on with each retry
         (self.rr.fetch_add(1, Ordering::Relaxed) + tries) % n
     }
 }
@@ -255,7 +278,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let i = self.pick(ctx.tries);
+        let i = self.picker.pick(ctx.tries);
         ctx.tries += 1;
         ctx.upstream = Some(i);
         Ok(Box::new(self.upstreams[i].peer.clone()))

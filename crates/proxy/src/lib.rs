@@ -170,15 +170,16 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
     } else {
         None
     };
+    let picker = Arc::new(gateway::Picker::new(&resolved, lb.clone()));
     let fast = config.fast_path.then(|| {
         Arc::new(fast::Fast::new(
             &config,
             &resolved,
-            lb.clone(),
+            picker.clone(),
             metrics.clone(),
         ))
     });
-    let gateway = gateway::Gateway::new(&config, &resolved, lb.clone(), metrics.clone());
+    let gateway = gateway::Gateway::new(&config, &resolved, picker, metrics.clone());
     let proxy = Arc::new(pingora::proxy::http_proxy(&conf, gateway));
     let shared = Arc::new(server::Shared {
         proxy: proxy.clone(),
