@@ -24,7 +24,8 @@ pub struct Config {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
     /// Let idle worker threads steal work from busy ones (tokio multi-thread scheduler);
-    /// `false` runs one single-threaded runtime per thread (pingora's "no steal").
+    /// `false` runs one single-threaded runtime per thread (pingora's "no steal"). With one
+    /// thread the proxy always runs a single-threaded runtime.
     pub work_stealing: bool,
     /// Forward the common request (clean HTTP/1.1 head, body already received) on the fast
     /// path; `false`: every request through pingora's proxy (`ProxyHttp`).

@@ -145,11 +145,14 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         .map(|u| resolve("upstream", u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let threads = config.worker_threads();
+    // With one thread there is nothing to steal from: a single-threaded runtime does the same
+    // work with less scheduling (bench/results/PERFLOG.md, change 7).
+    let work_stealing = config.work_stealing && threads > 1;
     let metrics = Arc::new(metrics::Metrics::new(telemetry.clone(), &config.upstreams));
 
     let mut conf = ServerConf {
         threads,
-        work_stealing: config.work_stealing,
+        work_stealing,
         upstream_keepalive_pool_size: config.keepalive_pool_size,
         grace_period_seconds: Some(config.timeouts.shutdown_grace.as_secs()),
         graceful_shutdown_timeout_seconds: Some(1),
@@ -188,7 +191,7 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         fast,
     });
 
-    let rt = if config.work_stealing {
+    let rt = if work_stealing {
         pingora_runtime::Runtime::new_steal(threads, "proxy")
     } else {
         pingora_runtime::Runtime::new_no_steal(threads, "proxy")
