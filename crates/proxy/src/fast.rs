@@ -384,10 +384,11 @@ impl Fast {
     }
 }
 
-/// Request-target bytes the fast path forwards without a second look: unreserved, reserved
-/// and `%` (RFC 3986). Anything else goes to pingora's path, whose URI parser decides.
+/// Request-target bytes the fast path forwards without a second look: what RFC 3986 allows in
+/// a path and query (unreserved, sub-delims, `:`, `@`, `/`, `?`, `%`). Anything else (`#`,
+/// brackets, quotes, non-ASCII ...) goes to pingora's path, whose URI parser decides.
 fn plain_target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
+    b.is_ascii_alphanumeric() || b"-._~:/?@!$&'()*+,;=%".contains(&b)
 }
 
 /// Headers a `Connection` option cannot remove (framing and routing).
