@@ -940,7 +940,7 @@ mod tests {
     fn reference() -> Results {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/results/reference/2026-11-25-2vcpu-vm/results.json"
+            "/results/reference/2026-11-25-2vcpu-vm-pingora-path/results.json"
         );
         report::load(std::path::Path::new(path)).expect("the archived reference run loads")
     }
