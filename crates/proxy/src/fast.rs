@@ -149,6 +149,33 @@ impl Fast {
         }
     }
 
+    /// Drops idle pooled connections the upstream has closed (or written to) or that have
+    /// idled too long, so they do not linger in CLOSE_WAIT until the next request; called about
+    /// once a second by [`Fast::sweep_idle`]. No system call for a connection with nothing new.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        for pool in &self.pools {
+            let mut idle = pool.idle.lock();
+            idle.retain(|(s, since)| {
+                let mut probe = [0u8; 1];
+                now.duration_since(*since) < self.upstream_idle
+                    && matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            });
+        }
+    }
+
+    /// Runs [`Fast::sweep`] every second until `shutdown` turns true.
+    pub async fn sweep_idle(self: Arc<Self>, mut shutdown: ShutdownWatch) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.sweep(),
+                r = shutdown.changed() => if r.is_err() || *shutdown.borrow() { return },
+            }
+        }
+    }
+
     async fn connect(&self, i: usize) -> Result<TcpStream, ErrorKind> {
         match tokio::time::timeout(self.connect, TcpStream::connect(self.pools[i].addr)).await {
             Ok(Ok(s)) => {

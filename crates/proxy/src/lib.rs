@@ -220,6 +220,9 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
     let accept = handle.spawn(async move {
         service.start_service(Some(fds), rx, 1).await;
     });
+    if let Some(fast) = &shared.fast {
+        handle.spawn(fast.clone().sweep_idle(shutdown_rx.clone()));
+    }
     if let Some(lb) = lb {
         let rx = shutdown_rx.clone();
         handle.spawn(async move { lb.start(rx).await });

@@ -703,3 +703,43 @@ fn a_response_with_many_headers_is_relayed() {
         .count();
     assert_eq!(cookies, 150);
 }
+
+/// Sockets to `upstream` in CLOSE_WAIT (the upstream closed, we did not) on this machine.
+fn close_wait_to(upstream: SocketAddr) -> usize {
+    let port = format!(":{:04X}", upstream.port());
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[2].ends_with(&port) && f[3] == "08"
+        })
+        .count()
+}
+
+#[test]
+fn idle_pooled_connections_closed_by_the_upstream_are_dropped_without_traffic() {
+    // The upstream answers (keep-alive) and closes each connection 100 ms later, as servers
+    // with a short idle timeout do.
+    let up = RawServer::start(|c| {
+        if c.next_request().is_some() {
+            c.send(&ok_response("hi"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let px = proxy_to(up.addr);
+    let (mut r, mut w) = client(px.addr);
+    w.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut r).unwrap().status, 200);
+    // Now idle: the pooled connection's peer closes; no further request arrives.
+    let gone = eventually(Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(200));
+        close_wait_to(up.addr) == 0
+    });
+    assert!(gone, "a closed upstream connection lingers in the pool");
+    // And the next request still works, on a fresh connection.
+    w.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut r).unwrap().status, 200);
+    assert_eq!(up.accepted(), 2);
+}
