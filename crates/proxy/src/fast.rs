@@ -113,54 +113,44 @@ impl Fast {
         }
     }
 
-    /// A pooled connection to upstream `i` that has not idled too long and that the upstream
-    /// has neither closed nor written to since its last response (pingora tests its pooled
-    /// connections the same way). Bytes arriving on an idle connection would otherwise be read
-    /// as the next request's response.
+    /// Whether an idle connection pooled at `since` may still serve a request at `now`: it has
+    /// not idled too long, and the upstream has neither closed it nor written to it since its
+    /// last response (pingora tests its pooled connections the same way; bytes arriving on an
+    /// idle connection would otherwise be read as the next request's response). Without a
+    /// readiness event since the last read, the probe costs no system call.
+    fn usable(&self, s: &TcpStream, since: Instant, now: Instant) -> bool {
+        let mut probe = [0u8; 1];
+        now.duration_since(since) < self.upstream_idle
+            && matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// A usable pooled connection to upstream `i`, dropping unusable ones on the way.
     fn take(&self, i: usize) -> Option<TcpStream> {
+        let now = Instant::now();
         loop {
             let (s, since) = self.pools[i].idle.lock().pop()?;
-            if since.elapsed() >= self.upstream_idle {
-                continue;
-            }
-            // Without a readiness event since the last read this costs no system call.
-            let mut probe = [0u8; 1];
-            match s.try_read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(s),
-                _ => continue, // closed, failed or unexpected bytes: drop it
+            if self.usable(&s, since, now) {
+                return Some(s);
             }
         }
     }
 
-    /// Returns a connection to the pool, dropping the ones that have idled too long
-    /// (the oldest are at the front).
+    /// Returns a connection to the pool (expired ones are dropped by [`Fast::sweep`]).
     fn put(&self, i: usize, s: TcpStream) {
-        let now = Instant::now();
         let mut idle = self.pools[i].idle.lock();
-        let expired = idle
-            .iter()
-            .take_while(|(_, t)| now.duration_since(*t) >= self.upstream_idle)
-            .count();
-        if expired > 0 {
-            idle.drain(..expired);
-        }
         if idle.len() < self.pool_size {
-            idle.push((s, now));
+            idle.push((s, Instant::now()));
         }
     }
 
-    /// Drops idle pooled connections the upstream has closed (or written to) or that have
-    /// idled too long, so they do not linger in CLOSE_WAIT until the next request; called about
-    /// once a second by [`Fast::sweep_idle`]. No system call for a connection with nothing new.
+    /// Drops the idle pooled connections that are no longer usable, so they do not linger in
+    /// CLOSE_WAIT until the next request; called about once a second by [`Fast::sweep_idle`].
     pub fn sweep(&self) {
         let now = Instant::now();
         for pool in &self.pools {
-            let mut idle = pool.idle.lock();
-            idle.retain(|(s, since)| {
-                let mut probe = [0u8; 1];
-                now.duration_since(*since) < self.upstream_idle
-                    && matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            });
+            pool.idle
+                .lock()
+                .retain(|(s, since)| self.usable(s, *since, now));
         }
     }
 

@@ -205,13 +205,16 @@ impl RequestIds {
 
     /// The next id as a header value.
     pub fn next(&self) -> HeaderValue {
-        let mut buf = Vec::with_capacity(32);
-        self.write(&mut buf);
-        HeaderValue::from_bytes(&buf).expect("hex digits are a valid header value")
+        HeaderValue::from_bytes(&self.next_bytes()).expect("hex digits are a valid header value")
     }
 
-    /// Appends the next id (32 bytes: 16 hex digits of prefix, `-`, 15 of counter) to `out`.
+    /// Appends the next id to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.next_bytes());
+    }
+
+    /// The next id: 16 hex digits of the prefix, `-`, 15 of the counter.
+    fn next_bytes(&self) -> [u8; 32] {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let mut buf = [0u8; 32];
         let hex = b"0123456789abcdef";
@@ -223,7 +226,7 @@ impl RequestIds {
         for (i, b) in buf[17..32].iter_mut().enumerate() {
             *b = hex[((n >> (56 - 4 * i)) & 0xf) as usize];
         }
-        out.extend_from_slice(&buf);
+        buf
     }
 }
 
