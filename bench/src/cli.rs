@@ -11,7 +11,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::run::{self, RunOptions};
@@ -58,10 +57,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_progress: bool,
     /// Run direct and proxied as compose projects (compose/*.yml with the local agent)
-    /// and sample containers through the Docker Engine API; needs the tinyfish:local
-    /// image (deploy/build-offline).
+    /// and sample the containers' cgroup counters; needs the tinyfish:local image
+    /// (deploy/build-offline).
     #[arg(long)]
     pub compose: bool,
+    /// Load at the absolute rates of an earlier run (its results.json), so the two runs
+    /// can be compared with `bench compare`.
+    #[arg(long, value_name = "RESULTS_JSON")]
+    pub rates_from: Option<PathBuf>,
 }
 
 /// Subcommands.
@@ -71,12 +74,20 @@ pub enum Command {
     Load(loadgen::Cli),
     /// A DogStatsD agent: receive, aggregate, serve a JSON snapshot.
     Agent(agent::Cli),
-    /// What changed between two runs' results.json, with significance.
+    /// What changed between two runs' results.json, with significance; exit 1 when a
+    /// --fail-on rule finds a significant regression, 2 when the runs cannot be compared.
     Compare {
         /// The earlier run's results.json.
         a: PathBuf,
         /// The later run's results.json.
         b: PathBuf,
+        /// Pair the runs' rates in order even when their values differ.
+        #[arg(long)]
+        by_position: bool,
+        /// Fail (exit 1) on a significant regression beyond a limit, e.g.
+        /// proxied.added_cpu_us_per_request=+5% or nginx.p99_us=+200; repeatable.
+        #[arg(long, value_name = "TOPOLOGY.METRIC=+LIMIT")]
+        fail_on: Vec<report::gate::FailRule>,
     },
     /// Exit 0 when URL answers 2xx within the timeout (for container healthchecks).
     Healthcheck {
@@ -126,7 +137,21 @@ pub fn main() -> ExitCode {
         None => return compare_run(cli.run),
         Some(Command::Load(c)) => loadgen::run_cli(c),
         Some(Command::Agent(c)) => agent::run(c),
-        Some(Command::Compare { a, b }) => compare(&a, &b),
+        Some(Command::Compare {
+            a,
+            b,
+            by_position,
+            fail_on,
+        }) => {
+            return compare(
+                &a,
+                &b,
+                &report::CompareOptions {
+                    by_position,
+                    fail_on,
+                },
+            )
+        }
         Some(Command::Healthcheck { url, timeout }) => crate::healthcheck::check(&url, timeout),
         Some(Command::App(c)) => app::run(c, telemetry::DatadogEnv::from_process_env()),
         Some(Command::Proxy(c)) => proxy::run(c, telemetry::DatadogEnv::from_process_env()),
@@ -141,11 +166,32 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn compare(a: &std::path::Path, b: &std::path::Path) -> anyhow::Result<()> {
-    let ra = report::load(a).with_context(|| format!("cannot read {}", a.display()))?;
-    let rb = report::load(b).with_context(|| format!("cannot read {}", b.display()))?;
-    print!("{}", report::compare(&ra, &rb));
-    Ok(())
+/// `bench compare`: 0 when compared (and every --fail-on rule passed), 1 on a failed
+/// rule, 2 when the files cannot be read or compared.
+fn compare(a: &std::path::Path, b: &std::path::Path, opts: &report::CompareOptions) -> ExitCode {
+    let load = |p: &std::path::Path| report::load(p).map_err(|e| format!("bench: {e}"));
+    let (ra, rb) = match (load(a), load(b)) {
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match report::compare(&ra, &rb, opts) {
+        Ok(c) => {
+            print!("{}", c.text);
+            if c.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("bench: {} --fail-on check(s) failed", c.failures.len());
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("bench: compare: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn compare_run(args: RunArgs) -> ExitCode {
@@ -170,6 +216,27 @@ fn compare_run(args: RunArgs) -> ExitCode {
     if args.quick {
         scenario = scenario.quick();
     }
+    let rates_from = match &args.rates_from {
+        None => None,
+        Some(p) => {
+            match report::load(p) {
+                Ok(r) if !r.rates_rps.is_empty() => {
+                    if args.quick {
+                        eprintln!("bench: --rates-from and --quick: the quick run keeps all the file's rates");
+                    }
+                    Some((p.clone(), r.rates_rps))
+                }
+                Ok(_) => {
+                    eprintln!("bench: --rates-from {}: that run has no rates", p.display());
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("bench: --rates-from: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -187,12 +254,16 @@ fn compare_run(args: RunArgs) -> ExitCode {
         scenario,
         scenario_file: args.scenario.clone(),
         quick: args.quick,
-        out: args.out.clone().unwrap_or_else(run::default_out_dir),
+        out: args
+            .out
+            .clone()
+            .unwrap_or_else(crate::environment::default_out_dir),
         exe,
         progress: !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         compose: args.compose,
+        rates_from,
     };
-    let (profile, _) = run::build_profile();
+    let (profile, _) = crate::environment::build_profile();
     eprintln!(
         "bench: scenario {}{}, {} build; writing to {}",
         opts.scenario.name,

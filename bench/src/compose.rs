@@ -782,6 +782,16 @@ impl CgroupCounters {
         }
     }
 
+    /// Host pids of the processes in the cgroup (`cgroup.procs` beside `memory.stat`).
+    pub fn pids(&self) -> Vec<u32> {
+        let procs = self.memory_stat.with_file_name("cgroup.procs");
+        std::fs::read_to_string(procs)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
     /// Reads both counters now.
     pub fn read(&self) -> std::io::Result<ContainerReading> {
         let cpu = std::fs::read_to_string(&self.cpu)?;

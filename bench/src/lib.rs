@@ -2,24 +2,45 @@
 //!
 //! Pipeline, one module a stage:
 //! - [`scenario`]: the TOML scenario, validated once;
-//! - [`plan`]: topologies × rates × rounds, interleaved;
+//! - [`plan`]: the order of trials (rounds interleaved, the baseline twice: A/A) and
+//!   the rates;
+//! - [`calibrate`]: the clean-rate ceiling, from a short open-loop ramp;
 //! - [`child`]: child processes (the bench re-executes itself as `app` and `proxy`,
 //!   or runs nginx / an external proxy), stopped on drop, on Ctrl-C and when the
 //!   bench dies;
 //! - [`topology`]: bringing one topology up and down;
-//! - [`sample`]: per-process CPU and RSS from /proc at 10 Hz;
-//! - [`run`]: the orchestration of one bench run (capacity, trials, embedded agent);
+//! - [`sample`]: per-process CPU and memory (PSS, RssAnon, RSS) from /proc at 10 Hz, and
+//!   the machine's CPU from /proc/stat;
+//! - [`load`]: driving the load generator (progress, Ctrl-C, sampling, the window);
+//! - [`window`]: a trial's measured window, read at the load generator's own edges;
+//! - [`usage`]: what each process tree used over a window;
+//! - [`trial`]: a trial's record for the results;
+//! - [`wrk`]: the cross-check of our load generator against wrk;
+//! - [`environment`]: machine facts, build profile, output directory;
+//! - [`progress`]: progress bars;
+//! - [`run`]: the orchestration of one bench run (capacity, ceiling, trials, agent);
 //! - [`cli`]: flags and subcommands.
+//!
+//! The statistics, the rate checks and the warnings are the `report` crate's.
 //!
 //! Load generation lives in the `loadgen` crate, the DogStatsD agent in `agent`, the
 //! results model, statistics and renderings in `report`.
 
 pub mod baseline;
+pub mod calibrate;
 pub mod child;
 pub mod cli;
 pub mod compose;
+pub mod environment;
 pub mod healthcheck;
+pub mod load;
+pub mod plan;
+pub mod progress;
 pub mod run;
 pub mod sample;
 pub mod scenario;
 pub mod topology;
+pub mod trial;
+pub mod usage;
+pub mod window;
+pub mod wrk;

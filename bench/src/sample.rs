@@ -5,8 +5,16 @@
 //! integration counts a container. CPU is on-CPU time (user + system) in
 //! nanoseconds, the sum over a process's threads of `/proc/PID/task/TID/schedstat`
 //! (the scheduler's exact `sum_exec_runtime`; `/proc/PID/stat`'s utime + stime are
-//! the same quantity in 10 ms ticks, used where schedstat is missing); memory is
-//! resident set size from `/proc/PID/status` (`VmRSS`, as `docker.mem.rss`).
+//! the same quantity in 10 ms ticks, used where schedstat is missing). Memory is read
+//! three ways, because processes share pages (libraries, NGINX's master and workers):
+//!
+//! - **PSS** (`/proc/PID/smaps_rollup` `Pss`): each shared page divided among the
+//!   processes mapping it, so a tree's PSS sums to what it really occupies. The bench's
+//!   memory figure.
+//! - **RssAnon** (`/proc/PID/status`): anonymous resident memory, what Datadog's
+//!   `docker.mem.rss` reports for a container (cgroup `anon`/`rss`).
+//! - **VmRSS**: every resident page, shared ones counted once per process; summing it
+//!   over a tree counts a shared library as many times as processes map it.
 //!
 //! The load generator runs inside the bench process, so its target is the bench's
 //! own pid restricted to the threads whose name starts with `loadgen`.
@@ -43,15 +51,44 @@ pub struct Target {
     pub container: Option<CgroupCounters>,
 }
 
-/// CPU time of a target and the tree's RSS.
+/// CPU time and memory of a target (a thread-restricted target: the whole process's
+/// memory).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Reading {
     /// user + system, nanoseconds.
     pub cpu_ns: u64,
-    /// Resident set size, bytes (a thread-restricted target: the whole process's).
+    /// Sum of VmRSS, bytes (shared pages counted once per process).
     pub rss_bytes: u64,
+    /// Sum of PSS, bytes (shared pages divided among their processes).
+    pub pss_bytes: u64,
+    /// Sum of RssAnon, bytes (containers: the cgroup's anonymous memory).
+    pub anon_bytes: u64,
     /// Processes counted.
     pub processes: usize,
+}
+
+/// Memory of one process, bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Memory {
+    rss: u64,
+    pss: u64,
+    anon: u64,
+}
+
+fn memory(pid: u32) -> Memory {
+    let kb = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_ascii_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    Memory {
+        rss: kb(&status, "VmRSS:"),
+        pss: kb(&rollup, "Pss:"),
+        anon: kb(&status, "RssAnon:"),
+    }
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
@@ -67,25 +104,47 @@ fn ticks_per_second() -> f64 {
 /// Reads a target now. A process that has gone reads as zero.
 pub fn read(target: &Target) -> Reading {
     if let Some(counters) = &target.container {
-        return counters.read().map_or(Reading::default(), |r| Reading {
-            cpu_ns: r.cpu_ns,
-            rss_bytes: r.rss_bytes,
-            processes: 1,
-        });
+        let Ok(c) = counters.read() else {
+            return Reading::default();
+        };
+        // CPU and anonymous memory from the cgroup, as the Docker integration reports
+        // them; PSS and RSS from the container's processes (host pids).
+        let mut r = Reading {
+            cpu_ns: c.cpu_ns,
+            anon_bytes: c.rss_bytes,
+            processes: 0,
+            ..Reading::default()
+        };
+        for pid in counters.pids() {
+            let m = memory(pid);
+            r.rss_bytes += m.rss;
+            r.pss_bytes += m.pss;
+            r.processes += 1;
+        }
+        r.processes = r.processes.max(1);
+        return r;
     }
     match &target.thread_prefix {
-        Some(prefix) => Reading {
-            cpu_ns: threads_ns(target.pid, Some(prefix)),
-            rss_bytes: rss(target.pid),
-            processes: 1,
-        },
+        Some(prefix) => {
+            let m = memory(target.pid);
+            Reading {
+                cpu_ns: threads_ns(target.pid, Some(prefix)),
+                rss_bytes: m.rss,
+                pss_bytes: m.pss,
+                anon_bytes: m.anon,
+                processes: 1,
+            }
+        }
         None => {
             let mut r = Reading::default();
             for pid in tree(target.pid) {
                 let ns = threads_ns(pid, None);
                 if ns > 0 || Path::new(&format!("/proc/{pid}")).exists() {
+                    let m = memory(pid);
                     r.cpu_ns += ns;
-                    r.rss_bytes += rss(pid);
+                    r.rss_bytes += m.rss;
+                    r.pss_bytes += m.pss;
+                    r.anon_bytes += m.anon;
                     r.processes += 1;
                 }
             }
@@ -110,16 +169,6 @@ fn stat(path: &str) -> Option<(u64, u32)> {
     let utime: u64 = f.get(11)?.parse().ok()?;
     let stime: u64 = f.get(12)?.parse().ok()?;
     Some((utime + stime, ppid))
-}
-
-fn rss(pid: u32) -> u64 {
-    let Ok(s) = fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return 0;
-    };
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_ascii_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 /// On-CPU nanoseconds of a process's threads (those named `prefix…` only, if given).
@@ -174,6 +223,51 @@ pub fn tree(root: u32) -> Vec<u32> {
         i += 1;
     }
     out
+}
+
+/// The machine's CPU time from `/proc/stat` (all CPUs, clock ticks): busy includes steal,
+/// time a virtual CPU wanted to run and the host ran something else.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MachineCpu {
+    /// Ticks not idle and not waiting for I/O.
+    pub busy: u64,
+    /// All ticks.
+    pub total: u64,
+}
+
+impl MachineCpu {
+    /// Reads the aggregate `cpu` line now (zeros when unreadable).
+    pub fn read() -> MachineCpu {
+        let text = fs::read_to_string("/proc/stat").unwrap_or_default();
+        let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+            return MachineCpu::default();
+        };
+        // user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+        // already counted in user.
+        let f: Vec<u64> = line
+            .split_ascii_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if f.len() < 5 {
+            return MachineCpu::default();
+        }
+        let total: u64 = f.iter().sum();
+        MachineCpu {
+            busy: total - f[3] - f[4],
+            total,
+        }
+    }
+
+    /// Share of the machine's CPU time that was busy between `earlier` and `self`.
+    pub fn busy_share_since(&self, earlier: &MachineCpu) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        if total == 0 {
+            return 0.0;
+        }
+        self.busy.saturating_sub(earlier.busy) as f64 / total as f64
+    }
 }
 
 /// One sample of one target.
@@ -266,6 +360,8 @@ mod tests {
         };
         let a = read(&me);
         assert!(a.rss_bytes > 0 && a.processes >= 1, "{a:?}");
+        assert!(a.pss_bytes > 0 && a.pss_bytes <= a.rss_bytes, "{a:?}");
+        assert!(a.anon_bytes > 0 && a.anon_bytes <= a.rss_bytes, "{a:?}");
         let t0 = Instant::now();
         let mut x = 0u64;
         while t0.elapsed() < Duration::from_millis(300) {
@@ -274,6 +370,23 @@ mod tests {
         std::hint::black_box(x);
         let b = read(&me);
         assert!(b.cpu_ns > a.cpu_ns + 100_000_000, "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn machine_cpu_sees_a_busy_thread() {
+        let a = MachineCpu::read();
+        assert!(a.total > 0, "/proc/stat should be readable: {a:?}");
+        let t0 = Instant::now();
+        let mut x = 0u64;
+        while t0.elapsed() < Duration::from_millis(300) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let b = MachineCpu::read();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let share = b.busy_share_since(&a);
+        // One spinning thread keeps at least one CPU busy, less whatever else ran.
+        assert!(share >= 0.5 / cpus && share <= 1.0, "busy share {share}");
     }
 
     #[test]

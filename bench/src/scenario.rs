@@ -23,13 +23,24 @@ pub struct Scenario {
     /// One line for the report.
     #[serde(default)]
     pub description: String,
-    /// Seed for the trial order and the bootstrap, so a run can be repeated.
+    /// Recorded in the report (the statistics are exact and need no randomness).
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Rounds of interleaved trials (at least 2 for a confidence interval; 3+ advised).
+    /// Rounds of interleaved trials: 6 or more for a 95 % interval (exact signed-rank).
     pub rounds: usize,
-    /// Fixed rates: absolute (`2000`) or a share of the slowest topology's capacity (`"50%"`).
+    /// Fixed rates: absolute (`2000`) or a share (`"50%"`) of what `rates_of` says.
     pub rates: Vec<Rate>,
+    /// What percentage rates are a share of: `"ceiling"` (the highest clean rate, found by a
+    /// short calibration ramp; the default) or `"capacity"` (the slowest topology's
+    /// closed-loop capacity, which saturates the machine).
+    #[serde(default)]
+    pub rates_of: RatesOf,
+    /// Run the baseline twice a round (first and last): the A/A noise floor.
+    #[serde(default = "yes")]
+    pub baseline_twice: bool,
+    /// Busy shares above which a trial is saturated and its rate flagged.
+    #[serde(default)]
+    pub thresholds: ThresholdSettings,
     /// The request every connection sends.
     #[serde(default)]
     pub request: RequestSpec,
@@ -38,6 +49,9 @@ pub struct Scenario {
     /// The closed-loop capacity probe.
     #[serde(default)]
     pub capacity: CapacitySettings,
+    /// The open-loop ramp that finds the clean-rate ceiling (`rates_of = "ceiling"`).
+    #[serde(default)]
+    pub calibration: CalibrationSettings,
     /// The app's settings.
     #[serde(default)]
     pub app: WorkerSettings,
@@ -53,12 +67,47 @@ fn default_seed() -> u64 {
     1
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// What percentage rates are a share of.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RatesOf {
+    /// The clean-rate ceiling from the calibration ramp.
+    #[default]
+    Ceiling,
+    /// The slowest topology's closed-loop capacity.
+    Capacity,
+}
+
+/// Saturation thresholds (shares of a CPU, 0 to 1).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThresholdSettings {
+    /// Share of all the machine's CPUs busy over a window (/proc/stat).
+    pub machine_busy: f64,
+    /// Share of one CPU the busiest load generator thread used.
+    pub loadgen_thread_busy: f64,
+}
+
+impl Default for ThresholdSettings {
+    fn default() -> Self {
+        let t = report::model::Thresholds::default();
+        ThresholdSettings {
+            machine_busy: t.machine_busy,
+            loadgen_thread_busy: t.loadgen_thread_busy,
+        }
+    }
+}
+
 /// A target rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
     /// Requests per second.
     Absolute(f64),
-    /// Percent of the slowest topology's closed-loop capacity.
+    /// Percent of the clean-rate ceiling (or of the slowest capacity, see `rates_of`).
     Percent(f64),
 }
 
@@ -86,9 +135,7 @@ impl<'de> Deserialize<'de> for Rate {
         impl Visitor<'_> for V {
             type Value = Rate;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a number of requests per second or a percentage of capacity like \"50%\"",
-                )
+                f.write_str("a number of requests per second or a percentage like \"50%\"")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Rate, E> {
                 self.visit_f64(v as f64)
@@ -153,6 +200,15 @@ pub struct LoadSettings {
     /// The measured window.
     #[serde(with = "humantime_serde")]
     pub measure: Duration,
+    /// The load generator's send window (sends due within it go out in one wake-up);
+    /// default: automatic (room for 4 sends per wake-up, at most 1 ms). `"0s"`: one
+    /// wake-up per send.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub send_window: Option<Duration>,
 }
 
 fn one() -> usize {
@@ -179,6 +235,27 @@ impl Default for CapacitySettings {
             connections: 32,
             warmup: Duration::from_millis(500),
             measure: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Calibration ramp settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalibrationSettings {
+    /// Warm-up before each step.
+    #[serde(with = "humantime_serde")]
+    pub warmup: Duration,
+    /// Measured window of each step.
+    #[serde(with = "humantime_serde")]
+    pub measure: Duration,
+}
+
+impl Default for CalibrationSettings {
+    fn default() -> Self {
+        CalibrationSettings {
+            warmup: Duration::from_millis(200),
+            measure: Duration::from_secs(1),
         }
     }
 }
@@ -334,9 +411,7 @@ impl Scenario {
                 Rate::Percent(p) if !(p.is_finite() && p > 0.0 && p <= 100.0) => {
                     return bad(
                         format!("rates[{i}]"),
-                        format!(
-                            "expected a percentage of capacity above 0% and at most 100%, got {p}%"
-                        ),
+                        format!("expected a percentage above 0% and at most 100%, got {p}%"),
                     );
                 }
                 _ => {}
@@ -368,6 +443,20 @@ impl Scenario {
                 "expected at most 16 MiB".into(),
             );
         }
+        for (key, v) in [
+            ("thresholds.machine_busy", self.thresholds.machine_busy),
+            (
+                "thresholds.loadgen_thread_busy",
+                self.thresholds.loadgen_thread_busy,
+            ),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+                return bad(
+                    key.into(),
+                    format!("expected a share of a CPU above 0 and at most 1, got {v}"),
+                );
+            }
+        }
         for (key, n, max) in [
             ("load.connections", self.load.connections, 10_000),
             ("load.threads", self.load.threads, 64),
@@ -382,6 +471,7 @@ impl Scenario {
         for (key, d) in [
             ("load.measure", self.load.measure),
             ("capacity.measure", self.capacity.measure),
+            ("calibration.measure", self.calibration.measure),
         ] {
             if d < Duration::from_millis(200) || d > Duration::from_secs(3600) {
                 return bad(
@@ -466,8 +556,8 @@ impl Scenario {
         Ok(())
     }
 
-    /// The `--quick` variant: same topologies and request, fewer and shorter trials
-    /// (one rate, at 50% of capacity when the scenario uses percentages; two rounds).
+    /// The `--quick` variant: same topologies and request, fewer and shorter trials (the
+    /// middle rate, two rounds: too few for an interval, which the report says).
     pub fn quick(mut self) -> Scenario {
         self.rounds = 2;
         let mid = self.rates[self.rates.len() / 2];
@@ -476,6 +566,8 @@ impl Scenario {
         self.load.measure = Duration::from_millis(1500);
         self.capacity.warmup = Duration::from_millis(200);
         self.capacity.measure = Duration::from_millis(1000);
+        self.calibration.warmup = Duration::from_millis(100);
+        self.calibration.measure = Duration::from_millis(500);
         self
     }
 }

@@ -107,6 +107,16 @@ impl Running {
             .collect()
     }
 
+    /// Pids of our own app and proxy (not NGINX, HAProxy or containers): they flush their
+    /// metrics on SIGUSR1 (see the telemetry crate), which the bench does at window edges.
+    pub fn flushable(&self) -> Vec<u32> {
+        self.children
+            .iter()
+            .filter(|(_, program, _)| program == "tinyfish-app" || program == "tinyfish-proxy")
+            .map(|(_, _, c)| c.pid())
+            .collect()
+    }
+
     /// An error naming the first child that has exited, with its last output.
     pub fn check_alive(&mut self, when: &str) -> Result<(), ChildError> {
         for (_, _, c) in &mut self.children {
@@ -271,6 +281,27 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
         }
     }
     Ok(running)
+}
+
+/// Checks the engine, the compose command and the image before anything starts.
+pub fn compose_env() -> anyhow::Result<ComposeEnv> {
+    use anyhow::Context;
+    compose::engine_available().context("--compose needs a running Docker engine")?;
+    let command = compose::ComposeCommand::detect()
+        .context("--compose needs `docker compose` (v2) or docker-compose")?;
+    compose::ensure_image(compose::IMAGE).with_context(|| {
+        format!(
+            "--compose runs the image {}: build it first with deploy/build-offline (or docker compose -f compose/direct.yml build)",
+            compose::IMAGE
+        )
+    })?;
+    let sampler = compose::ContainerSampler::connect()
+        .context("cannot read container stats from the Docker engine")?;
+    Ok(ComposeEnv {
+        command,
+        sampler: Arc::new(sampler),
+        project: format!("tinyfish-bench-{}", std::process::id()),
+    })
 }
 
 /// What compose mode needs: the compose command, the engine, a project name.

@@ -113,19 +113,42 @@ fn quick_run_writes_every_file_with_a_row_for_every_proxy() {
         eprintln!("SKIPPED part: haproxy is not installed, so no haproxy row is expected");
     }
     for name in &expected {
-        let trials: Vec<_> = results
-            .results
-            .iter()
-            .filter(|t| t.topology == *name)
-            .collect();
+        let rate = results.rates_rps[0];
+        let trials: Vec<_> = results.trials(name, rate).collect();
         assert_eq!(trials.len(), 2, "{name}: one rate × two rounds expected");
+        let replicates = results.replicates(name, rate).count();
+        assert_eq!(
+            replicates,
+            if *name == "direct" { 2 } else { 0 },
+            "{name}: the baseline, and only it, runs twice a round"
+        );
         for t in &trials {
             assert!(t.requests > 0 && t.achieved_rps > 0.0, "{name}: {t:?}");
             assert!(t.latency_us.p50 > 0.0 && t.latency_us.p50 <= t.latency_us.p99);
+            // Arrival times on loopback are the kernel's receive timestamps.
+            assert_eq!(t.loadgen.timestamps, "kernel", "{name}: {:?}", t.loadgen);
+            assert_eq!(t.loadgen.kernel_timestamped, t.requests, "{name}");
+            assert!(
+                t.machine_busy > 0.0 && t.machine_busy <= 1.0,
+                "{name}: {}",
+                t.machine_busy
+            );
             let app = t.process("app").expect("app sampled");
             assert!(
-                app.cpu_us_per_request > 0.0 && app.rss_peak_bytes > 0,
+                app.cpu_us_per_request > 0.0
+                    && app.pss_peak_bytes > 0
+                    && app.anon_peak_bytes > 0
+                    && app.pss_peak_bytes <= app.rss_peak_bytes,
                 "{name}: {app:?}"
+            );
+            // The app's request count, flushed at the window's edges, is the load
+            // generator's to within the requests in flight at the two edges.
+            let counted = t.server.app_requests.unwrap_or(0.0);
+            let in_flight = 2.0 * results.scenario.connections as f64;
+            assert!(
+                (counted - t.requests as f64).abs() <= in_flight,
+                "{name}: the app counted {counted}, the load generator {}",
+                t.requests
             );
             assert!(t
                 .process("loadgen")
@@ -133,7 +156,7 @@ fn quick_run_writes_every_file_with_a_row_for_every_proxy() {
             if *name != "direct" {
                 let proxy = t.process("proxy").expect("proxy sampled");
                 assert!(
-                    proxy.cpu_us_per_request > 0.0 && proxy.rss_peak_bytes > 0,
+                    proxy.cpu_us_per_request > 0.0 && proxy.pss_peak_bytes > 0,
                     "{name}: {proxy:?}"
                 );
             }
@@ -162,10 +185,23 @@ fn quick_run_writes_every_file_with_a_row_for_every_proxy() {
         .iter()
         .filter(|t| t.topology == "proxied")
         .all(|t| t.server.proxy_duration_us.is_some_and(|q| q.count > 0.0)));
+    // The A/A noise floor, the rate check and the clean-rate ceiling are in the results.
+    assert_eq!(results.noise_floor.len(), 1, "{:?}", results.noise_floor);
+    assert_eq!(results.rate_checks.len(), 1);
+    assert!(!results.calibration.is_empty());
+    assert!(results
+        .calibration
+        .iter()
+        .all(|c| c.ceiling_rps > 0.0 && !c.steps.is_empty()));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("vCPU per 1000 req/s"),
         "headline missing:\n{stdout}"
+    );
+    // Two rounds give no interval, and the run says so rather than print a wrong one.
+    assert!(
+        stdout.contains("too few for an interval") && stdout.contains("no interval: 2 rounds"),
+        "{stdout}"
     );
     let _ = std::fs::remove_dir_all(&out);
 }
@@ -346,4 +382,143 @@ fn ctrl_c_stops_children_writes_partial_results_and_exits_non_zero() {
     assert!(!results.complete);
     assert!(results.warnings.iter().any(|w| w.contains("partial")));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_saturated_rate_is_flagged_never_the_headline_and_compare_gates_on_it() {
+    let dir = out_dir("flagged");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("flagged.toml");
+    // The load generator's thread is far above 5 % busy at 20 000 req/s and far below it
+    // at 200 req/s, whatever else the machine runs.
+    std::fs::write(
+        &file,
+        "name = \"flagged\"\nrounds = 4\nrates = [200, 20000]\n\
+         [thresholds]\nmachine_busy = 1.0\nloadgen_thread_busy = 0.05\n\
+         [load]\nconnections = 16\nwarmup = \"100ms\"\nmeasure = \"500ms\"\n\
+         [capacity]\nwarmup = \"100ms\"\nmeasure = \"300ms\"\n\
+         [[topology]]\nname = \"direct\"\nkind = \"direct\"\n\
+         [[topology]]\nname = \"proxied\"\nkind = \"proxied\"\n",
+    )
+    .unwrap();
+    let o = bench()
+        .args(["--no-progress", "--scenario"])
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let results = report::load(dir.join("out/results.json")).unwrap();
+    let high = results
+        .rate_checks
+        .iter()
+        .find(|c| c.rate_rps == 20000.0)
+        .expect("a check for 20000 req/s");
+    assert!(!high.clean, "{high:?}");
+    assert!(
+        high.reasons
+            .iter()
+            .any(|r| r.contains("load generator thread") && r.contains("threshold 5 %")),
+        "{high:?}"
+    );
+    assert!(
+        results
+            .warnings
+            .iter()
+            .any(|w| w.contains("20000 req/s is flagged") || w.contains("20 000 req/s is flagged")),
+        "{:?}",
+        results.warnings
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("⚑"), "flagged rates are marked:\n{stdout}");
+    assert!(
+        !results.headline.contains("20 000 req/s") && !results.headline.contains("20000 req/s"),
+        "a flagged rate is never the headline's: {}",
+        results.headline
+    );
+    assert!(
+        results
+            .summary
+            .iter()
+            .filter(|r| r.rate_rps == 20000.0)
+            .all(|r| !r.clean),
+        "summary rows at a flagged rate say so"
+    );
+
+    // bench compare: the same run against itself passes its gate; a copy at other rates is
+    // refused unless paired by position; a copy whose proxy costs 50 % more CPU fails it.
+    let a = dir.join("out/results.json");
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    let write = |name: &str, v: &serde_json::Value| {
+        let p = dir.join(name);
+        std::fs::write(&p, serde_json::to_string(v).unwrap()).unwrap();
+        p
+    };
+    let mut other_rates = raw.clone();
+    other_rates["rates_rps"] = serde_json::json!([300.0, 20000.0]);
+    for t in other_rates["results"].as_array_mut().unwrap() {
+        if t["rate_rps"] == 200.0 {
+            t["rate_rps"] = serde_json::json!(300.0);
+        }
+    }
+    let b_rates = write("b-rates.json", &other_rates);
+    let mut costlier = raw.clone();
+    for t in costlier["results"].as_array_mut().unwrap() {
+        if t["topology"] == "proxied" {
+            for p in t["processes"].as_array_mut().unwrap() {
+                if p["role"] == "proxy" {
+                    let v = p["cpu_us_per_request"].as_f64().unwrap();
+                    p["cpu_us_per_request"] = serde_json::json!(v * 1.5);
+                }
+            }
+        }
+    }
+    let b_cost = write("b-cost.json", &costlier);
+    let compare = |b: &Path, extra: &[&str]| {
+        bench()
+            .arg("compare")
+            .arg(&a)
+            .arg(b)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let gate = ["--fail-on", "proxied.proxy_cpu_us_per_request=+10%"];
+    let same = compare(&a, &gate);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    assert!(
+        String::from_utf8_lossy(&same.stdout).contains("all 1 rule(s) passed"),
+        "{}",
+        text(&same)
+    );
+    let refused = compare(&b_rates, &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("rates differ")
+            && err.contains("--rates-from")
+            && err.contains("--by-position"),
+        "{err}"
+    );
+    assert_eq!(compare(&b_rates, &["--by-position"]).status.code(), Some(0));
+    let failed = compare(&b_cost, &gate);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert!(
+        String::from_utf8_lossy(&failed.stdout)
+            .contains("FAIL: proxied.proxy_cpu_us_per_request=+10% failed at"),
+        "{}",
+        text(&failed)
+    );
+    let bad_rule = bench()
+        .arg("compare")
+        .arg(&a)
+        .arg(&a)
+        .args(["--fail-on", "proxied.speed=+1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_rule.status.code(), Some(2), "{}", text(&bad_rule));
+    assert!(String::from_utf8_lossy(&bad_rule.stderr).contains("expected TOPOLOGY.METRIC=+LIMIT"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

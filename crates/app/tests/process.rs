@@ -212,3 +212,50 @@ fn listen_address_and_metrics_come_from_the_environment() {
         Some(0)
     );
 }
+
+#[test]
+fn sigusr1_flushes_everything_before_its_marker_and_keeps_serving() {
+    let sink = UdpSink::bind();
+    let mut cmd = app_command(&["--listen", "127.0.0.1:0", "--threads", "1"]);
+    cmd.env("DD_AGENT_HOST", "127.0.0.1")
+        .env("DD_DOGSTATSD_PORT", sink.addr().port().to_string());
+    let app = start(&mut cmd);
+    for _ in 0..5 {
+        assert_eq!(get(app.addr, "/").0, 200);
+    }
+    kill(Pid::from_raw(app.child.id() as i32), Signal::SIGUSR1).unwrap();
+    // The marker comes after everything the flush took out: when it arrives, the five
+    // requests' count and their five durations are already in.
+    let marker = sink.wait_for(
+        |l| Metric::parse(l).is_some_and(|m| m.name == telemetry::names::TELEMETRY_FLUSHES),
+        Duration::from_secs(15),
+    );
+    assert!(
+        marker.is_some(),
+        "no flush marker; lines: {:#?}",
+        sink.lines()
+    );
+    let lines = sink.lines();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(telemetry::names::TELEMETRY_FLUSHES))
+        .unwrap();
+    let before: Vec<Metric> = lines[..at]
+        .iter()
+        .filter_map(|l| Metric::parse(l))
+        .collect();
+    let counted: f64 = before
+        .iter()
+        .filter(|m| m.name == "tinyfish.app.requests" && m.tag("route") == Some("/"))
+        .map(|m| m.value)
+        .sum();
+    assert_eq!(counted, 5.0, "lines before the marker: {:#?}", &lines[..at]);
+    let durations: usize = lines[..at]
+        .iter()
+        .filter(|l| l.starts_with("tinyfish.app.request.duration:"))
+        .map(|l| l.split('|').next().unwrap().split(':').count() - 1)
+        .sum();
+    assert_eq!(durations, 5, "lines before the marker: {:#?}", &lines[..at]);
+    // The signal did not stop the app.
+    assert_eq!(get(app.addr, "/healthz").0, 200);
+}

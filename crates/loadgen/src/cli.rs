@@ -46,6 +46,10 @@ pub struct Cli {
     /// Request timeout: no complete response after this long counts as a `timeout` error.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Open loop: send every request due within this window in one wake-up, e.g. 0, 200us,
+    /// 1ms; default: room for 4 sends per wake-up at the rate, at most 1 ms.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub send_window: Option<Duration>,
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -87,6 +91,7 @@ impl Cli {
         spec.body = Bytes::from(vec![b'x'; self.body_bytes]);
         spec.headers = self.headers.clone();
         spec.request_timeout = self.timeout;
+        spec.send_window = self.send_window;
         spec.validate()?;
         Ok(spec)
     }

@@ -1,68 +1,92 @@
-//! One keep-alive HTTP/1.1 client connection: raw TCP, the pre-serialised request written
-//! as-is, responses parsed in a reused buffer. No allocation per request.
+//! One keep-alive HTTP/1.1 client connection over a non-blocking socket: the
+//! pre-serialised request written as-is (resumed when the socket takes only part of it),
+//! responses parsed in a reused buffer as they arrive. No allocation per request.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::io;
+use std::time::{Duration, Instant};
 
 use crate::error::ErrorKind;
 use crate::parse::ResponseParser;
+use crate::socket::{ClientSocket, Received};
 
 /// Read buffer size: holds a response head (bodies are consumed as they arrive).
 const READ_BUF: usize = 16 * 1024;
 
-/// What a completed exchange returned.
+/// A response read to its end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Response {
+pub(crate) struct Completed {
     /// HTTP status code.
     pub status: u16,
     /// The server will close the connection: reconnect before the next request.
     pub close: bool,
+    /// When its last byte arrived (kernel timestamp where available).
+    pub arrival: Instant,
+    /// How long after arriving the load generator read that last byte.
+    pub read_delay: Duration,
+    /// Whether `arrival` is the kernel's timestamp.
+    pub kernel: bool,
+    /// Bytes the response took on the wire (head and body).
+    pub bytes: usize,
 }
 
 /// A connected client with its read buffer and parser.
 #[derive(Debug)]
-pub struct Connection {
-    stream: TcpStream,
+pub(crate) struct Connection {
+    pub sock: ClientSocket,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
     parser: ResponseParser,
+    /// Bytes of the current request written so far.
+    written: usize,
+    /// Bytes of the current response consumed so far.
+    consumed: usize,
+    /// The read that brought the newest bytes.
+    last: Option<Received>,
 }
 
 impl Connection {
-    /// Connects to `addr` within `timeout`, with `TCP_NODELAY` set.
-    pub async fn connect(
-        addr: SocketAddr,
-        timeout: Duration,
-        head_request: bool,
-    ) -> Result<Self, std::io::Error> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
-        };
-        stream.set_nodelay(true)?;
-        Ok(Connection {
-            stream,
+    pub fn new(sock: ClientSocket, head_request: bool) -> Self {
+        Connection {
+            sock,
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             start: 0,
             end: 0,
             parser: ResponseParser::new(head_request),
-        })
+            written: 0,
+            consumed: 0,
+            last: None,
+        }
     }
 
-    /// Writes `request` and reads one complete response.
-    ///
-    /// Not cancel-safe in the sense of keeping the connection usable: if the future is
-    /// dropped (timeout), drop the connection too.
-    pub async fn exchange(&mut self, request: &[u8]) -> Result<Response, ErrorKind> {
-        self.stream
-            .write_all(request)
-            .await
-            .map_err(|e| ErrorKind::from_io(&e))?;
+    /// Starts a request: `Ok(true)` when all of it was written, `Ok(false)` when the socket
+    /// took only part (wait for writability, then [`Connection::write_more`]).
+    pub fn start_request(&mut self, request: &[u8]) -> Result<bool, ErrorKind> {
         self.parser.reset();
+        self.written = 0;
+        self.consumed = 0;
+        self.last = None;
+        self.write_more(request)
+    }
+
+    /// Writes more of the current request; `Ok(true)` once it is all written.
+    pub fn write_more(&mut self, request: &[u8]) -> Result<bool, ErrorKind> {
+        while self.written < request.len() {
+            match self.sock.send(&request[self.written..]) {
+                Ok(0) => return Err(ErrorKind::Closed),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ErrorKind::from_io(&e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads what has arrived: `Ok(Some(_))` once the response is complete, `Ok(None)` when
+    /// more is to come. Stops reading at the response's end, so it never makes a read that
+    /// can only say "nothing yet" after a complete response.
+    pub fn read_response(&mut self, cmsg: &mut Vec<u8>) -> Result<Option<Completed>, ErrorKind> {
         loop {
             if self.start < self.end {
                 let n = self
@@ -70,12 +94,13 @@ impl Connection {
                     .advance(&self.buf[self.start..self.end])
                     .map_err(|_| ErrorKind::Parse)?;
                 self.start += n;
+                self.consumed += n;
                 if self.parser.is_done() {
                     if self.start == self.end {
                         self.start = 0;
                         self.end = 0;
                     }
-                    return Ok(self.response());
+                    return Ok(Some(self.completed()));
                 }
             }
             if self.start == self.end {
@@ -90,26 +115,49 @@ impl Connection {
                 self.end -= self.start;
                 self.start = 0;
             }
-            let n = self
-                .stream
-                .read(&mut self.buf[self.end..])
-                .await
-                .map_err(|e| ErrorKind::from_io(&e))?;
-            if n == 0 {
+            let got = match self.sock.recv(&mut self.buf[self.end..], cmsg) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(ErrorKind::from_io(&e)),
+            };
+            if got.n == 0 {
                 if self.parser.reads_until_close() {
                     self.parser.finish_at_eof();
-                    return Ok(self.response());
+                    return Ok(Some(self.completed()));
                 }
                 return Err(ErrorKind::Closed);
             }
-            self.end += n;
+            self.end += got.n;
+            self.last = Some(got);
         }
     }
 
-    fn response(&self) -> Response {
-        Response {
+    /// Whether the peer has closed the connection: an end of stream waiting to be read
+    /// (one `recv(MSG_PEEK | MSG_DONTWAIT)`, no data consumed).
+    pub fn peer_closed(&self) -> bool {
+        self.sock.peer_closed()
+    }
+
+    /// Whether bytes of a response have been read but it is not complete.
+    pub fn partial(&self) -> bool {
+        self.consumed > 0 || self.start < self.end
+    }
+
+    fn completed(&self) -> Completed {
+        let now = Instant::now();
+        let last = self.last.unwrap_or(Received {
+            n: 0,
+            arrival: now,
+            read_delay: Duration::ZERO,
+            kernel: false,
+        });
+        Completed {
             status: self.parser.status(),
             close: self.parser.will_close(),
+            arrival: last.arrival,
+            read_delay: last.read_delay,
+            kernel: last.kernel,
+            bytes: self.consumed,
         }
     }
 }

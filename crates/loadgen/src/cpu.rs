@@ -18,6 +18,9 @@ pub struct CpuUsage {
     /// (user + system) / (window × threads): 1.0 means every worker thread was busy all the
     /// time, so the load generator itself may have been the bottleneck.
     pub utilisation: f64,
+    /// The busiest worker thread's (user + system) / window: one thread near 1.0 is a
+    /// bottleneck even when the average is not.
+    pub busiest_thread: f64,
 }
 
 /// A thread's cumulative CPU times.
@@ -59,6 +62,10 @@ impl CpuUsage {
         let system: Duration = threads.iter().map(|t| t.system).sum();
         let total = (user + system).as_secs_f64();
         let capacity = window.as_secs_f64() * threads.len().max(1) as f64;
+        let busiest = threads
+            .iter()
+            .map(|t| (t.user + t.system).as_secs_f64())
+            .fold(0.0, f64::max);
         CpuUsage {
             user_s: user.as_secs_f64(),
             system_s: system.as_secs_f64(),
@@ -71,6 +78,11 @@ impl CpuUsage {
                 total / capacity
             } else {
                 0.0
+            },
+            busiest_thread: if window.is_zero() {
+                0.0
+            } else {
+                busiest / window.as_secs_f64()
             },
         }
     }

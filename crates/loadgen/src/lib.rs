@@ -11,18 +11,24 @@
 //! - **Closed loop** ([`Mode::Closed`]): each connection sends as soon as its previous
 //!   response is complete; this measures capacity.
 //!
-//! The client is lean so that it is not the bottleneck: raw tokio TCP, the request serialised
-//! once, responses parsed with `httparse` in a reused buffer, no allocation per request.
-//! Latencies go into nanosecond HdrHistograms; statuses and errors are counted by kind; the
-//! load generator reports its own CPU.
+//! The client is lean so that it is not the bottleneck and costs less than the servers it
+//! measures: one epoll event loop per worker thread, the request serialised once, responses
+//! parsed with `httparse` in a reused buffer, no allocation per request. Each response's
+//! arrival time is the kernel's receive timestamp (`SO_TIMESTAMPNS`), so the load
+//! generator's own wake-up is not part of any latency; its pacing error (send lag) and read
+//! delay are reported beside the latency. Latencies go into nanosecond HdrHistograms;
+//! statuses and errors are counted by kind; the load generator reports its own CPU.
 //!
 //! Layout, one concept per module:
 //!
 //! - [`spec`]: what to load ([`LoadSpec`], [`Mode`], URL parsing, the request bytes)
 //! - `parse`: incremental HTTP/1.x response parser (content-length, chunked, close)
-//! - `connection`: one keep-alive client connection
-//! - [`schedule`]: open-loop schedules and precise pacing (timerfd)
-//! - `runner`: worker threads, the open and closed loops, [`run`]
+//! - `socket`: a non-blocking TCP socket whose reads carry kernel receive timestamps
+//! - `connection`: one keep-alive client connection (request out, response in)
+//! - [`schedule`]: open-loop schedules and the learnt wake-up margin
+//! - `wait`: how a worker thread waits (nanosleep, or epoll with a timerfd)
+//! - `event_loop`: one worker thread's connections, the open and closed loops
+//! - `runner`: worker threads, the common start, merging into a [`LoadReport`], [`run`]
 //! - [`report`]: [`LoadReport`], latency summaries, timeline, percentile spectrum
 //! - `cpu`: the load generator's own CPU ([`CpuUsage`])
 //! - `live`: progress counters for a caller's progress bar ([`Live`])
@@ -40,12 +46,15 @@ pub mod cli;
 mod connection;
 mod cpu;
 mod error;
+mod event_loop;
 mod live;
 mod parse;
 pub mod report;
 mod runner;
 pub mod schedule;
+mod socket;
 pub mod spec;
+mod wait;
 
 pub use cli::{run_cli, Cli};
 pub use cpu::CpuUsage;
@@ -55,4 +64,5 @@ pub use parse::{ParseError, ResponseParser};
 pub use report::{percentile_spectrum, LatencySummary, LatencyUs, LoadReport, TimelinePoint};
 pub use runner::run;
 pub use schedule::LATE_THRESHOLD;
+pub use socket::TimestampSource;
 pub use spec::{parse_url, HttpTarget, LoadSpec, Mode};

@@ -93,6 +93,18 @@ impl Live {
         }
     }
 
+    /// The measured window `[start, end)`, once the run has fixed it (right after every
+    /// connection is open). A caller that samples other processes over the same window
+    /// sleeps until these instants instead of polling the phase.
+    pub fn window(&self) -> Option<(Instant, Instant)> {
+        self.windows.get().map(|w| (w.measure_start, w.measure_end))
+    }
+
+    /// Whether the run has finished (or failed).
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
     /// Asks a running [`run`](crate::run) to stop early (e.g. on Ctrl-C): requests in
     /// flight are abandoned and `run` returns what was recorded so far within ~20 ms.
     pub fn cancel(&self) {

@@ -162,6 +162,25 @@ pub struct LoadReport {
     pub latency_uncorrected: Histogram<u64>,
     /// `latency` summarised in µs: {p50, p90, p99, p999, max}.
     pub latency_us: LatencyUs,
+    /// Where response arrival times came from: `kernel` (every response's arrival is the
+    /// kernel's receive timestamp) or `user_space` (some or all were the read's own time).
+    pub timestamps: crate::socket::TimestampSource,
+    /// Responses whose arrival time is the kernel's receive timestamp.
+    pub kernel_timestamped: u64,
+    /// How long after arriving responses were read (user-space read time − kernel
+    /// timestamp), µs. Part of no latency figure: latency ends at the kernel's timestamp.
+    /// Responses of small size are read on purpose when their connection's next send is
+    /// due (one wake-up per request, not two), so this is large by design in open loop.
+    pub read_delay_us: LatencyUs,
+    /// Open loop, sends on a connection that was free: actual − intended send time, µs
+    /// (early sends count as 0). This is the load generator's own share of the corrected
+    /// latency.
+    pub send_lag_us: LatencyUs,
+    /// Open loop: sends issued before their intended time (batched into an earlier
+    /// wake-up, at most the wake margin early); measured from their actual send.
+    pub early_sends: u64,
+    /// The earliest of those, µs before the intended time.
+    pub max_early_us: f64,
     /// Responses by status code.
     pub status_counts: BTreeMap<u16, u64>,
     /// Failed requests by kind (`connect_refused`, `reset`, `closed`, `timeout`, `parse`, …).
@@ -207,6 +226,15 @@ impl LoadReport {
 pub(crate) struct Recorder {
     pub corrected: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
+    /// Open loop, sends on a free connection: actual − intended send time (0 when early).
+    pub send_lag: Histogram<u64>,
+    /// How long after a response's arrival (kernel timestamp) it was read.
+    pub read_delay: Histogram<u64>,
+    pub early_sends: u64,
+    pub max_early_ns: u64,
+    pub kernel_stamped: u64,
+    /// Lazily read responses not complete at their connection's next send.
+    pub lazy_late: u64,
     pub status: Box<[u64; 600]>,
     pub errors: [u64; ErrorKind::COUNT],
     pub sent: u64,
@@ -228,6 +256,12 @@ impl Recorder {
         Recorder {
             corrected: new_histogram(),
             uncorrected: new_histogram(),
+            send_lag: new_histogram(),
+            read_delay: new_histogram(),
+            early_sends: 0,
+            max_early_ns: 0,
+            kernel_stamped: 0,
+            lazy_late: 0,
             status: Box::new([0; 600]),
             errors: [0; ErrorKind::COUNT],
             sent: 0,
@@ -265,6 +299,29 @@ impl Recorder {
         self.bucket(since_start)[0] += 1;
     }
 
+    /// An open-loop send on a connection that was free at `intended`: how far from its
+    /// intended time it went out (the load generator's own pacing error).
+    pub fn send_offset(&mut self, intended: std::time::Instant, sent: std::time::Instant) {
+        if sent >= intended {
+            self.send_lag
+                .saturating_record(((sent - intended).as_nanos() as u64).max(1));
+        } else {
+            self.early_sends += 1;
+            self.send_lag.saturating_record(1);
+            self.max_early_ns = self.max_early_ns.max((intended - sent).as_nanos() as u64);
+        }
+    }
+
+    /// A completed response's read: how long after its arrival it was read, and whether
+    /// the arrival time was the kernel's.
+    pub fn read(&mut self, delay: Duration, kernel: bool) {
+        if kernel {
+            self.kernel_stamped += 1;
+            self.read_delay
+                .saturating_record((delay.as_nanos() as u64).max(1));
+        }
+    }
+
     /// A failed request in the window.
     pub fn error(&mut self, kind: ErrorKind, since_start: Duration) {
         self.errors[kind.index()] += 1;
@@ -276,6 +333,12 @@ impl Recorder {
         // Same bounds on both sides: `add` cannot fail.
         let _ = self.corrected.add(&other.corrected);
         let _ = self.uncorrected.add(&other.uncorrected);
+        let _ = self.send_lag.add(&other.send_lag);
+        let _ = self.read_delay.add(&other.read_delay);
+        self.early_sends += other.early_sends;
+        self.max_early_ns = self.max_early_ns.max(other.max_early_ns);
+        self.kernel_stamped += other.kernel_stamped;
+        self.lazy_late += other.lazy_late;
         for (a, b) in self.status.iter_mut().zip(other.status.iter()) {
             *a += b;
         }

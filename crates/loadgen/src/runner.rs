@@ -1,33 +1,28 @@
-//! Carrying out a [`LoadSpec`]: worker threads, connection tasks, the open and closed loops,
+//! Carrying out a [`LoadSpec`]: worker threads, their common start,
 //! and merging what the threads recorded into a [`LoadReport`].
 //!
-//! Each worker thread (`loadgen-N`) runs a single-threaded tokio runtime and owns a share of
-//! the connections, like wrk's threads: nothing is shared between threads on the hot path.
+//! Each worker thread (`loadgen-N`) runs its own event loop ([`crate::event_loop`]) over a
+//! share of the connections, like wrk's threads: nothing is shared between threads on the
+//! hot path.
 //! All threads connect first; the caller's thread then fixes one start time for all of them
 //! (warm-up, then the measured window). After the window, a request still in flight gets a
 //! bounded drain (at most 1 s, or the request timeout if shorter) and is then abandoned.
 
-use std::cell::{Cell, RefCell};
-use std::pin::pin;
-use std::rc::Rc;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::task::LocalSet;
-use tokio::time::Sleep;
-
-use crate::connection::{Connection, Response};
 use crate::cpu::{CpuUsage, ThreadCpu};
-use crate::error::{describe_connect_error, ErrorKind, LoadError};
+use crate::error::{describe_connect_error, LoadError};
+use crate::event_loop::{self, Ctx, ThreadOutput, Windows};
 use crate::live::Live;
 use crate::report::{LatencyUs, LoadReport, Recorder};
-use crate::schedule::{tighten_timer_slack, Pacer, Schedule, LATE_THRESHOLD};
+use crate::schedule::LATE_THRESHOLD;
+use crate::socket::{ClientSocket, TimestampSource};
 use crate::spec::{LoadSpec, Mode};
+use crate::wait::tighten_timer_slack;
 
 /// Longest wait for in-flight responses after the measured window.
 const MAX_DRAIN: Duration = Duration::from_secs(1);
-/// Pause after a failed reconnect, so a dead server is not hammered in a tight loop.
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
 /// Achieved/target below this means the rate was not held.
 const RATE_TOLERANCE: f64 = 0.99;
 /// Worker CPU utilisation above which the load generator may be the bottleneck.
@@ -48,7 +43,7 @@ fn run_threads(spec: &LoadSpec, live: &Live) -> Result<LoadReport, LoadError> {
     let gate = Gate::default();
     let threads = spec.threads;
 
-    let results: Vec<Result<Option<ThreadResult>, LoadError>> = std::thread::scope(|s| {
+    let results: Vec<Result<Option<ThreadOutput>, LoadError>> = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(threads);
         for t in 0..threads {
             let conn_ids: Vec<usize> = (t..spec.connections).step_by(threads).collect();
@@ -125,8 +120,9 @@ fn build_report(spec: &LoadSpec, rec: Recorder, cpus: &[ThreadCpu]) -> LoadRepor
             ));
             if rec.dropped > 0 {
                 notes.push(format!(
-                    "{} sends dropped: all {} connections were busy waiting for responses \
-                     (server too slow for this rate; raise --connections or lower --rate)",
+                    "{} sends dropped: all {} connections were busy waiting for responses or \
+                     reconnecting (server too slow or down for this rate; raise --connections \
+                     or lower --rate)",
                     rec.dropped, spec.connections
                 ));
             }
@@ -143,6 +139,22 @@ fn build_report(spec: &LoadSpec, rec: Recorder, cpus: &[ThreadCpu]) -> LoadRepor
                 LATE_THRESHOLD.as_millis()
             ));
         }
+    }
+    if target.is_some() && rec.completed > 0 && rec.kernel_stamped < rec.completed {
+        notes.push(format!(
+            "{} of {} responses had no kernel receive timestamp: their latency ends when the \
+             load generator read them, which includes its own wake-up",
+            rec.completed - rec.kernel_stamped,
+            rec.completed
+        ));
+    }
+    if rec.lazy_late > 0 {
+        notes.push(format!(
+            "{} response(s) were larger than a socket buffer holds and were read late once \
+             (their connection then read responses as they came): their latency may include \
+             that wait",
+            rec.lazy_late
+        ));
     }
     if cpu.utilisation > BUSY_UTILISATION {
         notes.push(format!(
@@ -161,6 +173,16 @@ fn build_report(spec: &LoadSpec, rec: Recorder, cpus: &[ThreadCpu]) -> LoadRepor
         completed: rec.completed,
         duration_s: window_s,
         latency_us: LatencyUs::from_histogram(&rec.corrected),
+        timestamps: if rec.completed > 0 && rec.kernel_stamped == rec.completed {
+            TimestampSource::Kernel
+        } else {
+            TimestampSource::UserSpace
+        },
+        kernel_timestamped: rec.kernel_stamped,
+        read_delay_us: LatencyUs::from_histogram(&rec.read_delay),
+        send_lag_us: LatencyUs::from_histogram(&rec.send_lag),
+        early_sends: rec.early_sends,
+        max_early_us: rec.max_early_ns as f64 / 1e3,
         latency: rec.corrected.clone(),
         latency_uncorrected: uncorrected,
         status_counts: rec.status_counts(),
@@ -247,367 +269,56 @@ impl Drop for ReadyGuard<'_> {
     }
 }
 
-struct ThreadResult {
-    rec: Recorder,
-    cpu: ThreadCpu,
-}
-
-/// The phases of a run, as instants.
-#[derive(Debug, Clone, Copy)]
-struct Windows {
-    measure_start: Instant,
-    end: Instant,
-    drain_end: Instant,
-}
-
-/// What every connection task of one worker thread shares.
-struct Ctx {
-    spec: LoadSpec,
-    request: Box<[u8]>,
-    w: Windows,
-    rec: RefCell<Recorder>,
-}
-
 fn worker(
     spec: &LoadSpec,
     request: &[u8],
     conn_ids: Vec<usize>,
     gate: &Gate,
     live: &Live,
-) -> Result<Option<ThreadResult>, LoadError> {
+) -> Result<Option<ThreadOutput>, LoadError> {
     // Whatever happens (even a panic), this thread reports to the gate exactly once, so the
     // caller never waits for it forever.
     let mut ready = ReadyGuard {
         gate,
         reported: false,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            ready.report(false);
-            gate.wait_go();
-            return Err(LoadError::Runtime(e));
-        }
-    };
-    if matches!(spec.mode, Mode::Open { .. }) {
-        tighten_timer_slack();
-    }
-    let connected = rt.block_on(connect_all(spec, conn_ids.len()));
+    tighten_timer_slack();
+    let connected = connect_all(spec, conn_ids.len());
     ready.report(connected.is_ok());
     let start = gate.wait_go();
-    let conns = connected?;
+    let socks = connected?;
     let Some(t0) = start else { return Ok(None) };
-
     let measure_start = t0 + spec.warmup;
     let end = measure_start + spec.duration;
-    let w = Windows {
-        measure_start,
-        end,
-        drain_end: end + MAX_DRAIN.min(spec.request_timeout),
+    let ctx = Ctx {
+        spec,
+        request,
+        w: Windows {
+            t0,
+            measure_start,
+            end,
+            drain_end: end + MAX_DRAIN.min(spec.request_timeout),
+        },
+        live,
     };
-    let ctx = Rc::new(Ctx {
-        spec: spec.clone(),
-        request: request.into(),
-        w,
-        rec: RefCell::new(Recorder::new(spec.duration)),
-    });
-    let local = LocalSet::new();
-    let published = Cell::new((0, 0));
-    let cpu = local.block_on(&rt, async {
-        let cpu_task = tokio::task::spawn_local(measure_cpu(w));
-        let mut tasks = Vec::with_capacity(conns.len());
-        for (id, conn) in conn_ids.iter().zip(conns) {
-            let task = match spec.mode {
-                Mode::Closed => tokio::task::spawn_local(closed_loop(ctx.clone(), conn)),
-                Mode::Open { rate } => {
-                    let sched = Schedule::for_connection(t0, rate, spec.connections, *id);
-                    tokio::task::spawn_local(open_loop(ctx.clone(), conn, sched))
-                }
-            };
-            tasks.push(task);
-        }
-        let all_done = async {
-            for t in tasks {
-                let _ = t.await;
-            }
-        };
-        tokio::select! {
-            () = all_done => {}
-            () = publish_progress(&ctx, live, &published) => {}
-            () = wait_cancelled(live) => cpu_task.abort(),
-        }
-        cpu_task.await.unwrap_or_default()
-    });
-    publish(&ctx, live, &published);
-    let rec = ctx.rec.replace(Recorder::new(Duration::ZERO));
-    Ok(Some(ThreadResult { rec, cpu }))
-}
-
-/// Adds what this thread recorded since the last call to `live`; `published` remembers
-/// (completed, errors) already added.
-fn publish(ctx: &Ctx, live: &Live, published: &Cell<(u64, u64)>) {
-    let (done, errs) = {
-        let r = ctx.rec.borrow();
-        (r.completed, r.errors.iter().sum::<u64>())
-    };
-    let (pd, pe) = published.get();
-    live.add_completed(done.saturating_sub(pd));
-    live.add_errors(errs.saturating_sub(pe));
-    published.set((done, errs));
-}
-
-/// Publishes progress every 100 ms (keeps atomics off the hot path); never returns.
-async fn publish_progress(ctx: &Ctx, live: &Live, published: &Cell<(u64, u64)>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        tick.tick().await;
-        publish(ctx, live, published);
+    // Wait for the common start (connections are open; the first sends are due at t0).
+    let now = Instant::now();
+    if t0 > now {
+        std::thread::sleep(t0 - now);
     }
+    event_loop::run(&ctx, &conn_ids, socks)
+        .map(Some)
+        .map_err(LoadError::Runtime)
 }
 
-/// Returns once [`Live::cancel`] was called (checked every 20 ms, off the hot path).
-async fn wait_cancelled(live: &Live) {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        tick.tick().await;
-        if live.is_cancelled() {
-            return;
-        }
-    }
-}
-
-async fn measure_cpu(w: Windows) -> ThreadCpu {
-    tokio::time::sleep_until(w.measure_start.into()).await;
-    let before = ThreadCpu::now();
-    tokio::time::sleep_until(w.end.into()).await;
-    ThreadCpu::now().since(before)
-}
-
-async fn connect_all(spec: &LoadSpec, n: usize) -> Result<Vec<Connection>, LoadError> {
-    let mut set = tokio::task::JoinSet::new();
-    let (addr, timeout, head) = (spec.addr, spec.request_timeout, spec.is_head());
-    for _ in 0..n {
-        set.spawn(Connection::connect(addr, timeout, head));
-    }
-    let mut conns = Vec::with_capacity(n);
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok(Ok(c)) => conns.push(c),
-            Ok(Err(e)) => {
-                return Err(LoadError::Connect {
-                    addr,
+fn connect_all(spec: &LoadSpec, n: usize) -> Result<Vec<ClientSocket>, LoadError> {
+    (0..n)
+        .map(|_| {
+            ClientSocket::connect_blocking(spec.addr, spec.request_timeout, spec.wants_timestamps())
+                .map_err(|e| LoadError::Connect {
+                    addr: spec.addr,
                     reason: describe_connect_error(&e),
                 })
-            }
-            Err(e) => return Err(LoadError::WorkerPanicked(e.to_string())),
-        }
-    }
-    Ok(conns)
-}
-
-/// Result of one request.
-enum Outcome {
-    Response(Response),
-    Failed(ErrorKind),
-    /// Still in flight when the drain ran out.
-    Abandoned,
-}
-
-/// One exchange bounded by the request timeout and the end of the drain. `timer` is
-/// re-armed only when its deadline falls outside [sent + timeout, sent + 1.5 × timeout],
-/// which keeps timer-wheel updates rare on fast keep-alive traffic: a timeout fires
-/// between 1× and 1.5× the configured value.
-async fn timed_exchange(
-    ctx: &Ctx,
-    conn: &mut Connection,
-    mut timer: std::pin::Pin<&mut Sleep>,
-    sent: Instant,
-) -> Outcome {
-    let timeout = ctx.spec.request_timeout;
-    let earliest = (sent + timeout).min(ctx.w.drain_end);
-    let latest = (sent + timeout + timeout / 2).min(ctx.w.drain_end);
-    let deadline = timer.deadline().into_std();
-    if deadline < earliest || deadline > latest {
-        timer.as_mut().reset(latest.into());
-    }
-    tokio::select! {
-        biased;
-        r = conn.exchange(&ctx.request) => match r {
-            Ok(resp) => Outcome::Response(resp),
-            Err(kind) => Outcome::Failed(kind),
-        },
-        () = timer.as_mut() => {
-            if Instant::now() >= ctx.w.drain_end {
-                Outcome::Abandoned
-            } else {
-                Outcome::Failed(ErrorKind::Timeout)
-            }
-        }
-    }
-}
-
-/// (Re)connects; counts the reconnect or the failure if in the window.
-async fn reconnect(ctx: &Ctx, measured: bool) -> Result<Connection, ErrorKind> {
-    let s = &ctx.spec;
-    match Connection::connect(s.addr, s.request_timeout, s.is_head()).await {
-        Ok(c) => {
-            if measured {
-                ctx.rec.borrow_mut().reconnects += 1;
-            }
-            Ok(c)
-        }
-        Err(e) => Err(ErrorKind::from_connect(&e)),
-    }
-}
-
-/// Records a finished request (if in the window); returns whether the connection can be reused.
-fn record(
-    ctx: &Ctx,
-    outcome: &Outcome,
-    measured: bool,
-    from: Instant,
-    sent: Instant,
-    done: Instant,
-    open: bool,
-) -> bool {
-    let reusable = match outcome {
-        Outcome::Response(r) => !r.close,
-        _ => false,
-    };
-    if !measured {
-        return reusable;
-    }
-    let since_start = done.saturating_duration_since(ctx.w.measure_start);
-    let mut rec = ctx.rec.borrow_mut();
-    match outcome {
-        Outcome::Response(r) => {
-            let corrected = done.saturating_duration_since(from).as_nanos() as u64;
-            let uncorrected = open.then(|| done.saturating_duration_since(sent).as_nanos() as u64);
-            rec.response(r.status, corrected, uncorrected, since_start);
-        }
-        Outcome::Failed(kind) => rec.error(*kind, since_start),
-        Outcome::Abandoned => rec.abandoned += 1,
-    }
-    reusable
-}
-
-async fn backoff(until: Instant) {
-    let t = (Instant::now() + RECONNECT_BACKOFF).min(until);
-    tokio::time::sleep_until(t.into()).await;
-}
-
-/// Closed loop: next request as soon as the previous response is complete.
-async fn closed_loop(ctx: Rc<Ctx>, conn: Connection) {
-    let w = ctx.w;
-    let mut conn = Some(conn);
-    let mut timer = pin!(tokio::time::sleep_until(w.drain_end.into()));
-    let mut now = Instant::now();
-    while now < w.end {
-        let measured = now >= w.measure_start;
-        let c = match &mut conn {
-            Some(c) => c,
-            None => match reconnect(&ctx, measured).await {
-                Ok(c) => {
-                    now = Instant::now();
-                    conn.insert(c)
-                }
-                Err(kind) => {
-                    if measured {
-                        let mut rec = ctx.rec.borrow_mut();
-                        rec.sent += 1;
-                        rec.error(kind, now.saturating_duration_since(w.measure_start));
-                    }
-                    backoff(w.end).await;
-                    now = Instant::now();
-                    continue;
-                }
-            },
-        };
-        let sent = now;
-        let outcome = timed_exchange(&ctx, c, timer.as_mut(), sent).await;
-        let done = Instant::now();
-        let measured = sent >= w.measure_start;
-        if measured {
-            ctx.rec.borrow_mut().sent += 1;
-        }
-        if !record(&ctx, &outcome, measured, sent, sent, done, false) {
-            conn = None;
-        }
-        if matches!(outcome, Outcome::Abandoned) {
-            break;
-        }
-        now = done;
-    }
-}
-
-/// Open loop: this connection's share of the rate, on its own schedule. A request's
-/// latency counts from its intended send time, so a stalled server is charged for every
-/// request it delayed (coordinated omission corrected).
-async fn open_loop(ctx: Rc<Ctx>, conn: Connection, sched: Schedule) {
-    let w = ctx.w;
-    let mut conn = Some(conn);
-    let mut timer = pin!(tokio::time::sleep_until(w.drain_end.into()));
-    let mut pacer = Pacer::new();
-    let mut k: u64 = 0;
-    // When the connection last became free (its previous response completed).
-    let mut free_since = w.measure_start.min(sched.at(0));
-    loop {
-        let intended = sched.at(k);
-        if intended >= w.end {
-            break;
-        }
-        if Instant::now() >= w.end {
-            // Backlog left when time ran out: never sent.
-            ctx.rec.borrow_mut().dropped += sched.count_from(k, w.measure_start, w.end);
-            break;
-        }
-        pacer.sleep_until(intended).await;
-        k += 1;
-        let measured = intended >= w.measure_start;
-        if measured
-            && free_since <= intended
-            && Instant::now().saturating_duration_since(intended) > LATE_THRESHOLD
-        {
-            // Late although the connection was free: the load generator's own delay.
-            ctx.rec.borrow_mut().pacing_late += 1;
-        }
-        let c = match &mut conn {
-            Some(c) => c,
-            None => match reconnect(&ctx, measured).await {
-                Ok(c) => conn.insert(c),
-                Err(kind) => {
-                    let now = Instant::now();
-                    if measured {
-                        let mut rec = ctx.rec.borrow_mut();
-                        rec.sent += 1;
-                        rec.error(kind, now.saturating_duration_since(w.measure_start));
-                    }
-                    backoff(w.end).await;
-                    free_since = Instant::now();
-                    continue;
-                }
-            },
-        };
-        let sent = Instant::now();
-        if measured {
-            let mut rec = ctx.rec.borrow_mut();
-            rec.sent += 1;
-            if sent.saturating_duration_since(intended) > LATE_THRESHOLD {
-                rec.late += 1;
-            }
-        }
-        let outcome = timed_exchange(&ctx, c, timer.as_mut(), sent).await;
-        let done = Instant::now();
-        free_since = done;
-        if !record(&ctx, &outcome, measured, intended, sent, done, true) {
-            conn = None;
-        }
-        if matches!(outcome, Outcome::Abandoned) {
-            ctx.rec.borrow_mut().dropped += sched.count_from(k, w.measure_start, w.end);
-            break;
-        }
-    }
+        })
+        .collect()
 }

@@ -49,10 +49,34 @@ pub struct LoadSpec {
     /// Worker threads, each with its own single-threaded runtime and a share of the
     /// connections (like wrk's `-t`). 1 is enough for tens of thousands of requests/s.
     pub threads: usize,
-    /// A request with no complete response after this long fails with kind `timeout` (it
-    /// fires between 1× and 1.5× this value: the timer is re-armed lazily to keep it off the
-    /// hot path). Also bounds connecting.
+    /// A request with no complete response after this long fails with kind `timeout`
+    /// (checked every 20 ms). Also bounds connecting.
     pub request_timeout: Duration,
+    /// Open loop: a wake-up issues every send due within this window, so sends go out in
+    /// small batches instead of one wake-up each (a timed wake-up costs the load generator
+    /// more CPU than a request does on some virtual machines). `None`: automatic,
+    /// [`SendWindow::auto`]. Zero: one wake-up per send (within the learnt wake margin).
+    pub send_window: Option<Duration>,
+}
+
+/// The automatic open-loop send window.
+#[derive(Debug, Clone, Copy)]
+pub struct SendWindow;
+
+impl SendWindow {
+    /// Sends per wake-up the automatic window aims for.
+    pub const SENDS_PER_WAKE: f64 = 4.0;
+    /// The widest automatic window: wrk2's pacing granularity (1 ms).
+    pub const MAX: Duration = Duration::from_millis(1);
+
+    /// The window for `rate` requests/s: room for [`SendWindow::SENDS_PER_WAKE`] sends, at
+    /// most [`SendWindow::MAX`].
+    pub fn auto(rate: f64) -> Duration {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Self::MAX;
+        }
+        Duration::from_secs_f64(Self::SENDS_PER_WAKE / rate).min(Self::MAX)
+    }
 }
 
 impl LoadSpec {
@@ -88,6 +112,7 @@ impl LoadSpec {
             duration: Duration::from_secs(10),
             threads: 1,
             request_timeout: Duration::from_secs(5),
+            send_window: None,
         })
     }
 
@@ -172,6 +197,22 @@ impl LoadSpec {
     /// Whether responses to this request have no body whatever their headers say (`HEAD`).
     pub(crate) fn is_head(&self) -> bool {
         self.method.eq_ignore_ascii_case("HEAD")
+    }
+
+    /// Whether connections ask the kernel for receive timestamps: in open loop, where
+    /// latency is the measurement; not in closed loop, which measures capacity (see
+    /// `socket`: timestamping costs the server a little).
+    pub(crate) fn wants_timestamps(&self) -> bool {
+        matches!(self.mode, Mode::Open { .. })
+    }
+
+    /// Open loop: the send window in effect (see [`LoadSpec::send_window`]).
+    pub fn effective_send_window(&self) -> Duration {
+        match (self.mode, self.send_window) {
+            (_, Some(w)) => w,
+            (Mode::Open { rate }, None) => SendWindow::auto(rate),
+            (Mode::Closed, None) => Duration::ZERO,
+        }
     }
 }
 

@@ -134,3 +134,43 @@ fn unreachable_rate_is_flagged() {
     assert!(note.contains("dropped"), "{note}");
     assert_eq!(report.completed, 0);
 }
+
+#[test]
+fn a_server_closing_after_every_response_costs_no_busy_loop_and_no_errors() {
+    // Every response says `Connection: close`: a reconnect per request, each finished by a
+    // non-blocking connect. A reconnected idle socket is always writable; watching it for
+    // that would spin the thread until its next send.
+    let server = TestServer::start(Behaviour::CloseAfter(1));
+    let mut spec = LoadSpec::from_url(&server.url("/")).unwrap();
+    spec.connections = 4;
+    spec.mode = Mode::Open { rate: 200.0 };
+    spec.warmup = Duration::from_millis(200);
+    spec.duration = Duration::from_secs(2);
+    let report = loadgen::run(&spec, &Live::new()).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.rate_held, "{:?}", report.rate_note);
+    assert!(report.reconnects >= 300, "reconnects {}", report.reconnects);
+    assert!(
+        report.cpu.utilisation < 0.3,
+        "the load generator's thread was {:.0} % busy for 200 req/s: a busy loop",
+        report.cpu.utilisation * 100.0
+    );
+}
+
+#[test]
+fn a_server_closing_silently_after_a_response_costs_no_request() {
+    // The server closes every connection right after its third response, which does not
+    // say so. A small response is read when its connection's next send is due; the FIN
+    // behind it must be seen then, and the next request go on a new connection, not fail.
+    let server = TestServer::start(Behaviour::CloseSilentlyAfter(3));
+    let mut spec = LoadSpec::from_url(&server.url("/")).unwrap();
+    spec.connections = 2;
+    spec.mode = Mode::Open { rate: 50.0 };
+    spec.warmup = Duration::from_millis(200);
+    spec.duration = Duration::from_secs(2);
+    let report = loadgen::run(&spec, &Live::new()).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.rate_held, "{:?}", report.rate_note);
+    assert!(report.completed >= 95, "completed {}", report.completed);
+    assert!(report.reconnects >= 25, "reconnects {}", report.reconnects);
+}

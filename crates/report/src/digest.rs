@@ -13,8 +13,8 @@ pub struct RoleCell {
     pub program: String,
     /// CPU µs per request.
     pub cpu_us_per_request: f64,
-    /// Peak RSS, MB.
-    pub rss_peak_mb: f64,
+    /// Peak PSS, MB.
+    pub pss_peak_mb: f64,
 }
 
 /// One topology at one rate: medians over its rounds.
@@ -38,8 +38,10 @@ pub struct Cell {
     pub roles: Vec<RoleCell>,
     /// Server-side CPU µs per request (all roles but the load generator).
     pub server_cpu_us_per_request: f64,
-    /// Server-side peak RSS, MB.
-    pub server_rss_peak_mb: f64,
+    /// Server-side peak PSS, MB.
+    pub server_pss_peak_mb: f64,
+    /// Server-side peak RssAnon, MB.
+    pub server_anon_peak_mb: f64,
 }
 
 impl Cell {
@@ -104,11 +106,11 @@ pub fn cell(results: &Results, topology: &str, rate: f64) -> Option<Cell> {
                         .collect::<Vec<_>>(),
                 )
                 .unwrap_or(f64::NAN),
-                rss_peak_mb: units::mb(
+                pss_peak_mb: units::mb(
                     median(
                         &usages
                             .iter()
-                            .map(|u| u.rss_peak_bytes as f64)
+                            .map(|u| u.pss_peak_bytes as f64)
                             .collect::<Vec<_>>(),
                     )
                     .unwrap_or(f64::NAN),
@@ -127,7 +129,8 @@ pub fn cell(results: &Results, topology: &str, rate: f64) -> Option<Cell> {
         latency_us,
         roles,
         server_cpu_us_per_request: med(&|t| t.server_cpu_us_per_request()),
-        server_rss_peak_mb: units::mb(med(&|t| t.server_rss_peak_bytes() as f64)),
+        server_pss_peak_mb: units::mb(med(&|t| t.server_pss_peak_bytes() as f64)),
+        server_anon_peak_mb: units::mb(med(&|t| t.server_anon_peak_bytes() as f64)),
     })
 }
 

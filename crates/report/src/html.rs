@@ -109,12 +109,26 @@ pub fn html(results: &Results) -> String {
     let rows = views::summary_rows(results);
     if !rows.is_empty() {
         out.push_str(&format!(
-            "<h2>Added cost against <code>{}</code></h2>\n<p class=\"note\">Median over rounds of the paired per-round difference; whiskers and brackets are bootstrap 95% confidence intervals; pale bars and <em>n.s.</em> mark differences whose interval spans zero.</p>\n",
-            escape(&rows[0].baseline)
+            "<h2>Added cost against <code>{}</code></h2>\n<p class=\"note\">Hodges–Lehmann estimate of the paired per-round difference; whiskers and brackets are exact Wilcoxon signed-rank intervals at the level they really have ({}); pale bars mark differences that are not measurable (n.s.: the interval spans zero; noise: inside the A/A noise floor, drawn as the grey band); ⚑ marks a flagged rate.</p>\n",
+            escape(&rows[0].baseline),
+            crate::terminal::interval_label(&rows)
         ));
         out.push_str(&added_cost_charts(results, &rows));
         out.push_str("<div class=\"scroll\">\n");
         out.push_str(&views::comparison_table(&rows).html());
+        out.push_str("</div>\n");
+    }
+    if !results.noise_floor.is_empty() {
+        out.push_str("<h2>Noise floor (A/A)</h2>\n<p class=\"note\">The baseline against a second run of itself in the same round: the instrument's own noise per metric. A cost inside it is not measurable.</p>\n");
+        out.push_str(&views::noise_table(results).html());
+    }
+    if results
+        .results
+        .iter()
+        .any(|t| !t.loadgen.timestamps.is_empty())
+    {
+        out.push_str("<h2>The load generator's own share</h2>\n<p class=\"note\">Arrival times are the kernel's receive timestamps. Send lag (actual − intended send on a free connection) is the load generator's part of the corrected latency; read delay (user-space read − kernel timestamp) is in no figure.</p>\n<div class=\"scroll\">\n");
+        out.push_str(&views::loadgen_table(results).html());
         out.push_str("</div>\n");
     }
 
@@ -126,14 +140,14 @@ pub fn html(results: &Results) -> String {
 
     if let Some((rate, round)) = timeline_choice(results) {
         out.push_str(&format!(
-            "<h2>CPU, memory and throughput over time</h2>\n<p class=\"note\">At {}, round {round}: each process tree sampled at 10 Hz over the measured window. Solid: app; dashed: proxy; dotted: load generator. CPU % is of one CPU.</p>\n<div class=\"grid\">\n",
+            "<h2>CPU, memory and throughput over time</h2>\n<p class=\"note\">At {}, round {round}: each process tree sampled at 10 Hz over the measured window. Solid: app; dashed: proxy; dotted: load generator. CPU % is of one CPU; memory is PSS.</p>\n<div class=\"grid\">\n",
             escape(&views::rate_label(rate))
         ));
         out.push_str(&timeline_charts(results, rate, round));
         out.push_str("</div>\n");
     }
 
-    out.push_str("<h2>Per rate</h2>\n<p class=\"note\">Medians over rounds. CPU is user + system time per completed request; total is every process but the load generator; vCPU per 1000 rps = total µs/req ÷ 1000. Memory is peak RSS in MB (10<sup>6</sup> bytes).</p>\n");
+    out.push_str("<h2>Per rate</h2>\n<p class=\"note\">Medians over rounds. CPU is user + system time per completed request; total is every process but the load generator; vCPU per 1000 rps = total µs/req ÷ 1000. Memory is peak PSS in MB (10<sup>6</sup> bytes): shared pages divided among the processes that map them; RssAnon is what Datadog's docker.mem.rss shows.</p>\n");
     for rate in &results.rates_rps {
         let cells = digest::cells_at(results, *rate);
         if cells.is_empty() {
@@ -141,7 +155,7 @@ pub fn html(results: &Results) -> String {
         }
         out.push_str(&format!(
             "<h3>At {}</h3>\n<div class=\"scroll\">\n",
-            escape(&views::rate_label(*rate))
+            escape(&views::rate_mark(results.is_clean(*rate), *rate))
         ));
         out.push_str(&views::wide_table(results, &cells).html());
         out.push_str("</div>\n");
@@ -199,13 +213,17 @@ fn added_cost_charts(results: &Results, rows: &[SummaryRow]) -> String {
         .map(|r| views::rate_label(*r))
         .collect();
     let metrics: [(&str, &str, Pick); 4] = [
-        ("Added latency at p50", "µs", |r| r.added_latency_us.p50),
-        ("Added latency at p99", "µs", |r| r.added_latency_us.p99),
-        ("Added CPU per request", "CPU µs / request", |r| {
-            r.added_cpu_us_per_request
+        ("Added latency at p50", "µs", |r| {
+            r.added_latency_us.p50.clone()
         }),
-        ("Added memory (peak RSS)", "MB", |r| {
-            units::scale(&r.added_rss_bytes, 1.0 / units::BYTES_PER_MB)
+        ("Added latency at p99", "µs", |r| {
+            r.added_latency_us.p99.clone()
+        }),
+        ("Added CPU per request", "CPU µs / request", |r| {
+            r.added_cpu_us_per_request.clone()
+        }),
+        ("Added memory (peak PSS)", "MB", |r| {
+            r.added_pss_bytes.scaled(1.0 / units::BYTES_PER_MB)
         }),
     ];
     let mut out = String::from("<div class=\"grid\">\n");
@@ -224,9 +242,9 @@ fn added_cost_charts(results: &Results, rows: &[SummaryRow]) -> String {
                             .map(|r| {
                                 let e = get(r);
                                 Bar {
-                                    value: e.median,
-                                    ci: units::has_interval(&e).then_some(e.ci95),
-                                    not_significant: !e.significant && units::has_interval(&e),
+                                    value: e.estimate,
+                                    ci: e.ci,
+                                    note: not_measurable(&e),
                                 }
                             })
                     })
@@ -234,11 +252,21 @@ fn added_cost_charts(results: &Results, rows: &[SummaryRow]) -> String {
                 (t.clone(), topology_color(results, t), bars)
             })
             .collect();
+        let noise = results
+            .rates_rps
+            .iter()
+            .map(|rate| {
+                rows.iter()
+                    .find(|r| crate::model::same_rate(r.rate_rps, *rate))
+                    .and_then(|r| get(r).noise_floor)
+            })
+            .collect();
         let chart = BarChart {
             title: title.to_string(),
             y_label: unit.to_string(),
             categories: categories.clone(),
             series,
+            noise,
             width: 580.0,
             height: 300.0,
         };
@@ -247,6 +275,19 @@ fn added_cost_charts(results: &Results, rows: &[SummaryRow]) -> String {
     }
     out.push_str("</div>\n");
     out
+}
+
+/// Why an estimate is not a measured cost, as a bar's label; `None` when it is one.
+fn not_measurable(e: &Estimate) -> Option<String> {
+    if e.measurable {
+        None
+    } else if e.ci.is_none() {
+        Some("no CI".into())
+    } else if !e.significant {
+        Some("n.s.".into())
+    } else {
+        Some("noise".into())
+    }
 }
 
 fn spectrum_chart(results: &Results, rate: f64) -> String {
@@ -383,7 +424,7 @@ fn timeline_charts(results: &Results, rate: f64, round: usize) -> String {
             + "\n"
     };
     let mut out = chart("CPU by process", "CPU %", cpu, 360.0);
-    out.push_str(&chart("Resident memory by process", "RSS, MB", mem, 360.0));
+    out.push_str(&chart("Memory by process (PSS)", "PSS, MB", mem, 360.0));
     out.push_str(&chart(
         &format!("Throughput (target {} req/s)", fmt_rps(rate)),
         "completed req/s",

@@ -9,16 +9,21 @@
 //! - [`load`] and [`compare()`]: `bench compare A.json B.json`.
 //!
 //! Layout: [`model`] (the versioned shape, schema in `bench/schema/results.schema.json`),
-//! [`stats`] (medians and seeded bootstrap CIs; the bench fills `summary` with
-//! [`summary::summarize`], which uses [`stats::bootstrap_ci_median_diff_paired`]),
-//! `digest` (medians over rounds per topology × rate), `views` (the report's tables),
-//! `table` (plain/Markdown/HTML table rendering), `units` (number formats), `svg`
-//! (hand-written charts), and one module per output.
+//! [`exact`] (exact rank statistics: Wilcoxon signed-rank and Mann–Whitney with
+//! Hodges–Lehmann estimates and their exact intervals), [`stats`] (medians, the estimates
+//! the report states, noise floors), [`summary`] (each topology against the baseline, and
+//! the baseline against itself), [`checks`] (clean rates and warnings), `digest` (medians
+//! over rounds per topology × rate), `views` (the report's tables), `table`
+//! (plain/Markdown/HTML table rendering), `units` (number formats), `svg` (hand-written
+//! charts), and one module per output.
 #![forbid(unsafe_code)]
 
+pub mod checks;
 pub mod compare;
 mod digest;
 mod error;
+pub mod exact;
+pub mod gate;
 pub mod html;
 mod markdown;
 pub mod model;
@@ -32,7 +37,7 @@ mod views;
 
 use std::path::{Path, PathBuf};
 
-pub use compare::{compare, load};
+pub use compare::{compare, load, CompareError, CompareOptions, Comparison};
 pub use error::ReportError;
 pub use html::html;
 pub use markdown::summary_markdown;

@@ -21,28 +21,59 @@ pub fn summary_markdown(results: &Results) -> String {
         "Latency is measured from each request's intended send time (corrected for coordinated \
          omission), in µs. CPU is user + system time of each process tree over the measured window, \
          per completed request; _total_ is every process but the load generator. vCPU per 1000 rps = \
-         total µs/req ÷ 1000. Memory is peak resident set size, MB (10⁶ bytes). Each figure is the \
-         median over rounds.\n\n",
+         total µs/req ÷ 1000. Memory is peak PSS (proportional set size: pages shared between \
+         processes divided among them), MB (10⁶ bytes); RssAnon is what Datadog's docker.mem.rss \
+         shows. Each figure is the median over rounds. ⚑ marks a flagged rate (a trial crossed \
+         a busy threshold): shown, but no latency claim is made there.\n\n",
     );
     for rate in &results.rates_rps {
         let cells = digest::cells_at(results, *rate);
         if cells.is_empty() {
             continue;
         }
-        out.push_str(&format!("## At {}\n\n", views::rate_label(*rate)));
+        out.push_str(&format!(
+            "## At {}\n\n",
+            views::rate_mark(results.is_clean(*rate), *rate)
+        ));
         out.push_str(&views::wide_table(results, &cells).markdown());
         out.push('\n');
     }
     let rows = views::summary_rows(results);
     if !rows.is_empty() {
         out.push_str(&format!(
-            "## Added cost against `{}`\n\nMedian over rounds of the paired per-round difference, \
-             with its bootstrap 95% confidence interval as `median [low, high]`; **n.s.** marks a \
-             difference whose interval spans zero (not significant). _Proxy internal p50_ is the \
-             proxy's own p50 request time minus the app's, from their metrics.\n\n",
-            rows[0].baseline
+            "## Added cost against `{}`\n\nThe Hodges–Lehmann estimate of the paired per-round \
+             difference with its exact Wilcoxon signed-rank interval, `estimate [low, high]`, at \
+             the level it really has ({}); **n.s.** marks an interval that spans zero, _(noise)_ a \
+             significant difference inside the A/A noise floor: neither is a measurable cost. \
+             _Proxy internal p50_ is the proxy's own p50 request time minus the app's, from their \
+             metrics.\n\n",
+            rows[0].baseline,
+            crate::terminal::interval_label(&rows)
         ));
         out.push_str(&views::comparison_table(&rows).markdown());
+        out.push('\n');
+    }
+    if !results.noise_floor.is_empty() {
+        out.push_str(
+            "## Noise floor (A/A)\n\nThe baseline runs twice a round (first and last); the \
+             larger bound of the exact interval of their difference is the instrument's own \
+             noise per metric. A cost inside it reads \"not measurable\".\n\n",
+        );
+        out.push_str(&views::noise_table(results).markdown());
+        out.push('\n');
+    }
+    if results
+        .results
+        .iter()
+        .any(|t| !t.loadgen.timestamps.is_empty())
+    {
+        out.push_str(
+            "## The load generator's own share\n\nArrival times are the kernel's receive \
+             timestamps. _Send lag_ (actual − intended send, on a free connection) is the load \
+             generator's part of the corrected latency; _read delay_ (user-space read − kernel \
+             timestamp) is in no figure.\n\n",
+        );
+        out.push_str(&views::loadgen_table(results).markdown());
         out.push('\n');
     }
     if !results.capacity.is_empty() {

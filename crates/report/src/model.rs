@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::exact::Shift;
+
 /// Version of the `results.json` shape.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Roles of the processes a trial samples.
 pub mod roles {
@@ -53,6 +55,105 @@ pub struct Results {
     /// Our load generator against wrk on the baseline, when wrk is installed.
     #[serde(default)]
     pub loadgen_check: Option<LoadgenCheck>,
+    /// The instrument's own noise per rate: the baseline against itself (it runs twice a
+    /// round, A/A). A cost inside it is "not measurable".
+    #[serde(default)]
+    pub noise_floor: Vec<NoiseRow>,
+    /// How the clean-rate ceiling was found, one ramp per topology behind a proxy (the
+    /// lowest ceiling is the run's), when rates were derived from it.
+    #[serde(default)]
+    pub calibration: Vec<Calibration>,
+    /// Busy shares above which a trial is saturated (its rate is flagged).
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Per rate: clean, or flagged with the reasons. Flagged rates are shown but left out
+    /// of the headline and of latency claims.
+    #[serde(default)]
+    pub rate_checks: Vec<RateCheck>,
+    /// The results.json whose absolute rates this run repeated (`--rates-from`).
+    #[serde(default)]
+    pub rates_from: Option<String>,
+}
+
+/// Busy shares that make a trial saturated.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Thresholds {
+    /// Share of all the machine's CPUs busy (from /proc/stat) over the window.
+    pub machine_busy: f64,
+    /// Share of one CPU the busiest load generator thread used over the window.
+    pub loadgen_thread_busy: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        // Chosen from a sweep on a 2-vCPU VM (README, "Clean rates"): p50 stayed flat to
+        // 70 % machine busy, but the proxied topologies' p99 doubled beyond about 45 %.
+        Thresholds {
+            machine_busy: 0.5,
+            loadgen_thread_busy: 0.5,
+        }
+    }
+}
+
+/// Whether one rate's trials stayed below the thresholds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RateCheck {
+    /// The rate.
+    pub rate_rps: f64,
+    /// No trial crossed a threshold or missed its rate.
+    pub clean: bool,
+    /// Why not, one line each.
+    pub reasons: Vec<String>,
+}
+
+/// The short open-loop ramp that found the highest clean rate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Calibration {
+    /// The topology ramped.
+    pub topology: String,
+    /// Each step of the ramp.
+    pub steps: Vec<CalibrationStep>,
+    /// The highest rate at which both busy shares stayed below the thresholds
+    /// (interpolated between steps); the scenario's percentages apply to it.
+    pub ceiling_rps: f64,
+    /// Why the ramp stopped.
+    pub note: String,
+}
+
+/// One rate of the calibration ramp.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct CalibrationStep {
+    /// Target rate.
+    pub rate_rps: f64,
+    /// Achieved rate.
+    pub achieved_rps: f64,
+    /// Share of the machine's CPUs busy.
+    pub machine_busy: f64,
+    /// Share of one CPU the busiest load generator thread used.
+    pub loadgen_thread_busy: f64,
+    /// Corrected p50, µs.
+    pub p50_us: f64,
+}
+
+/// The baseline against itself at one rate (second run − first run, paired by round).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NoiseRow {
+    /// The baseline topology.
+    pub topology: String,
+    /// Target rate.
+    pub rate_rps: f64,
+    /// Rounds with both runs.
+    pub rounds: usize,
+    /// A/A difference of p50, µs.
+    pub p50_us: Estimate,
+    /// A/A difference of p90, µs.
+    pub p90_us: Estimate,
+    /// A/A difference of p99, µs.
+    pub p99_us: Estimate,
+    /// A/A difference of server CPU per request, µs.
+    pub cpu_us_per_request: Estimate,
+    /// A/A difference of server memory (peak PSS), bytes.
+    pub pss_bytes: Estimate,
 }
 
 /// Our load generator's closed-loop capacity against wrk's (`-t1`), back to back on
@@ -107,6 +208,11 @@ pub struct Environment {
     pub nginx_version: Option<String>,
     /// Where the topologies ran: `process` or `compose`.
     pub mode: String,
+    /// CPU one timed wake-up of a sleeping thread costs on this machine, µs (a probe of
+    /// 400 sleeps of 250 µs at start): the floor of an open-loop load generator's cost per
+    /// wake-up. Virtual machines can charge 20 µs and more; bare metal a few.
+    #[serde(default)]
+    pub timed_wakeup_cpu_us: Option<f64>,
 }
 
 /// The scenario settings that shape the numbers.
@@ -140,8 +246,14 @@ pub struct ScenarioEcho {
     pub measure_s: f64,
     /// Rounds of interleaved trials.
     pub rounds: usize,
-    /// Seed for the plan order and the bootstrap.
+    /// Seed recorded for reproducibility (the exact statistics need no randomness).
     pub seed: u64,
+    /// Whether the baseline ran twice per round (A/A), giving the noise floor.
+    #[serde(default)]
+    pub baseline_twice: bool,
+    /// Open loop: the load generator's send window, µs (0: one wake-up per send).
+    #[serde(default)]
+    pub send_window_us: Option<f64>,
 }
 
 /// Closed-loop capacity of one topology.
@@ -179,6 +291,9 @@ pub struct Trial {
     pub rate_rps: f64,
     /// Round number, from 0.
     pub round: usize,
+    /// Which run of this topology in the round: 0, or 1 for the baseline's second (A/A) run.
+    #[serde(default)]
+    pub replicate: usize,
     /// Position in the run (0, 1, …), to see interleaving and drift.
     pub sequence: usize,
     /// Completed requests per second over the measured window.
@@ -209,6 +324,33 @@ pub struct Trial {
     pub server: ServerSide,
     /// Completed requests per second over the window, per 100 ms.
     pub throughput: Vec<[f64; 2]>,
+    /// Share of all the machine's CPUs busy over the window (/proc/stat, every process).
+    #[serde(default)]
+    pub machine_busy: f64,
+    /// Share of one CPU the busiest load generator thread used over the window.
+    #[serde(default)]
+    pub loadgen_thread_busy: f64,
+    /// The load generator's view of its own accuracy.
+    #[serde(default)]
+    pub loadgen: LoadgenAccuracy,
+}
+
+/// How much of a trial's latency is the load generator's own doing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LoadgenAccuracy {
+    /// `kernel`: every response's arrival is the kernel's receive timestamp;
+    /// `user_space`: some were the read's own time (includes the load generator's wake-up).
+    pub timestamps: String,
+    /// Responses timed by the kernel.
+    pub kernel_timestamped: u64,
+    /// Sends on a free connection: actual − intended send time, µs (early sends as 0).
+    /// This is the part of the corrected latency that is the load generator's.
+    pub send_lag_us: Latency,
+    /// How long after arrival responses were read (user-space read − kernel timestamp),
+    /// µs. In no latency figure: latency ends at the kernel's timestamp.
+    pub read_delay_us: Latency,
+    /// Sends issued before their intended time (batched into an earlier wake-up).
+    pub early_sends: u64,
 }
 
 /// CPU and memory of one role's process tree over a trial's measured window.
@@ -224,12 +366,19 @@ pub struct ProcessUsage {
     pub cpu_s: f64,
     /// CPU microseconds per completed request.
     pub cpu_us_per_request: f64,
-    /// Highest resident set size sampled in the window (tree total).
+    /// Highest proportional set size sampled in the window (tree total: shared pages
+    /// divided among the processes that map them). The bench's memory figure.
+    pub pss_peak_bytes: u64,
+    /// Mean PSS over the window (tree total).
+    pub pss_mean_bytes: u64,
+    /// Highest anonymous resident memory (RssAnon; containers: cgroup anon), tree total:
+    /// what Datadog's `docker.mem.rss` reports.
+    pub anon_peak_bytes: u64,
+    /// Highest VmRSS summed over the tree: counts shared pages once per process, so it
+    /// overstates a multi-process tree (NGINX's master and workers). For reference.
     pub rss_peak_bytes: u64,
-    /// Mean resident set size over the window (tree total).
-    pub rss_mean_bytes: u64,
-    /// Samples at 10 Hz: `[seconds into the window, CPU %, RSS bytes]`.
-    pub samples: Vec<[f64; 3]>,
+    /// Samples at 10 Hz: `[seconds into the window, CPU %, PSS bytes, RssAnon bytes]`.
+    pub samples: Vec<[f64; 4]>,
 }
 
 /// Durations the servers reported through DogStatsD during a trial.
@@ -264,19 +413,59 @@ pub struct Quantiles {
     pub max: f64,
 }
 
-/// A statistic over rounds: the median with a bootstrap 95% confidence interval.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+/// A difference over rounds: the exact rank-based [`Shift`] (estimate, interval at the
+/// level it really has, p-value, method; its fields are this object's fields in JSON) and
+/// its verdict against the instrument's noise floor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Estimate {
-    /// Median over rounds.
-    pub median: f64,
-    /// Bootstrap 95% confidence interval of the median.
-    pub ci95: [f64; 2],
-    /// False when the interval spans zero: no significant difference.
-    pub significant: bool,
+    /// Estimate, interval, level, p-value, significance, rounds, method.
+    #[serde(flatten)]
+    pub shift: Shift,
+    /// The instrument's own noise for this metric at this rate (from the A/A runs).
+    #[serde(default)]
+    pub noise_floor: Option<f64>,
+    /// Significant and larger than the noise floor: a cost the bench can measure.
+    #[serde(default)]
+    pub measurable: bool,
+}
+
+impl std::ops::Deref for Estimate {
+    type Target = Shift;
+    fn deref(&self) -> &Shift {
+        &self.shift
+    }
+}
+
+impl std::ops::DerefMut for Estimate {
+    fn deref_mut(&mut self) -> &mut Shift {
+        &mut self.shift
+    }
+}
+
+impl Estimate {
+    /// The estimate with every value multiplied by `factor` (e.g. bytes to MB).
+    pub fn scaled(&self, factor: f64) -> Estimate {
+        Estimate {
+            shift: Shift {
+                estimate: self.estimate * factor,
+                ci: self.ci.map(|[a, b]| {
+                    let (x, y) = (a * factor, b * factor);
+                    if x <= y {
+                        [x, y]
+                    } else {
+                        [y, x]
+                    }
+                }),
+                ..self.shift
+            },
+            noise_floor: self.noise_floor.map(|f| f * factor.abs()),
+            measurable: self.measurable,
+        }
+    }
 }
 
 /// Added latency at three percentiles.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AddedLatency {
     /// At p50.
     pub p50: Estimate,
@@ -303,27 +492,54 @@ pub struct SummaryRow {
     pub added_cpu_us_per_request: Estimate,
     /// The same as vCPU per 1000 requests/s.
     pub added_vcpu_per_1000_rps: Estimate,
-    /// Server-side peak RSS difference, bytes.
-    pub added_rss_bytes: Estimate,
-    /// CPU per request of the proxy role alone, µs (absent for the baseline).
-    pub proxy_cpu_us_per_request: Option<Estimate>,
-    /// Peak RSS of the proxy role alone, bytes.
-    pub proxy_rss_bytes: Option<Estimate>,
+    /// Server-side peak PSS difference, bytes.
+    pub added_pss_bytes: Estimate,
+    /// Server-side peak RssAnon difference, bytes (Datadog's docker.mem.rss view).
+    pub added_anon_bytes: Estimate,
+    /// CPU per request of the proxy role alone, µs: median over rounds (absent for the
+    /// baseline).
+    pub proxy_cpu_us_per_request: Option<f64>,
+    /// Peak PSS of the proxy role alone, bytes: median over rounds.
+    pub proxy_pss_bytes: Option<f64>,
+    /// Whether the rate is clean (see [`Results::rate_checks`]); latency claims are made
+    /// only at clean rates.
+    #[serde(default = "yes")]
+    pub clean: bool,
     /// Median over rounds of the proxy's own p50 request time minus the app's (µs),
     /// from their metrics: the part of the added p50 spent inside the proxy.
     pub proxy_internal_p50_us: Option<f64>,
 }
 
 impl Results {
-    /// Trials of one topology at one rate, in round order.
+    /// Trials of one topology at one rate, in round order (the baseline's second A/A
+    /// runs excluded: see [`Results::replicates`]).
     pub fn trials<'a>(
         &'a self,
         topology: &'a str,
         rate: f64,
     ) -> impl Iterator<Item = &'a Trial> + 'a {
-        self.results
+        self.results.iter().filter(move |t| {
+            t.topology == topology && t.replicate == 0 && same_rate(t.rate_rps, rate)
+        })
+    }
+
+    /// The baseline's second runs (A/A) at one rate, in round order.
+    pub fn replicates<'a>(
+        &'a self,
+        topology: &'a str,
+        rate: f64,
+    ) -> impl Iterator<Item = &'a Trial> + 'a {
+        self.results.iter().filter(move |t| {
+            t.topology == topology && t.replicate == 1 && same_rate(t.rate_rps, rate)
+        })
+    }
+
+    /// Whether `rate` passed its check (true when unchecked).
+    pub fn is_clean(&self, rate: f64) -> bool {
+        self.rate_checks
             .iter()
-            .filter(move |t| t.topology == topology && same_rate(t.rate_rps, rate))
+            .find(|c| same_rate(c.rate_rps, rate))
+            .is_none_or(|c| c.clean)
     }
 
     /// Topology names in plan order.
@@ -353,14 +569,27 @@ impl Trial {
             .sum()
     }
 
-    /// Server-side peak RSS: every process but the load generator.
-    pub fn server_rss_peak_bytes(&self) -> u64 {
+    /// Server-side peak PSS: every process but the load generator.
+    pub fn server_pss_peak_bytes(&self) -> u64 {
         self.processes
             .iter()
             .filter(|p| p.role != roles::LOADGEN)
-            .map(|p| p.rss_peak_bytes)
+            .map(|p| p.pss_peak_bytes)
             .sum()
     }
+
+    /// Server-side peak RssAnon: every process but the load generator.
+    pub fn server_anon_peak_bytes(&self) -> u64 {
+        self.processes
+            .iter()
+            .filter(|p| p.role != roles::LOADGEN)
+            .map(|p| p.anon_peak_bytes)
+            .sum()
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Rates are compared with a relative tolerance (they come from percentages of a

@@ -96,10 +96,11 @@ pub struct LineChart {
 pub struct Bar {
     /// Value.
     pub value: f64,
-    /// 95% CI, drawn as a whisker.
+    /// Its confidence interval, drawn as a whisker.
     pub ci: Option<[f64; 2]>,
-    /// Not significant: drawn lighter and labelled `n.s.`.
-    pub not_significant: bool,
+    /// Why the bar is not a measured cost (`n.s.`, `noise`, `no CI`): drawn lighter and
+    /// labelled with it.
+    pub note: Option<String>,
 }
 
 /// A grouped bar chart: one group per category, one bar per series in each.
@@ -113,6 +114,9 @@ pub struct BarChart {
     pub categories: Vec<String>,
     /// `(legend label, colour, one optional bar per category)`.
     pub series: Vec<(String, String, Vec<Option<Bar>>)>,
+    /// Per category, the instrument's noise floor: a grey band from −floor to +floor
+    /// behind the bars (a bar inside it is not a measurable cost).
+    pub noise: Vec<Option<f64>>,
     /// Width in px.
     pub width: f64,
     /// Height in px.
@@ -506,7 +510,8 @@ impl BarChart {
                     v.extend([lo, hi]);
                 }
                 v
-            });
+            })
+            .chain(self.noise.iter().flatten().flat_map(|f| [*f, -*f]));
         let (y0, y1) = domain(Scale::Linear, values);
         let entries: Vec<(String, String, Option<String>, bool)> = self
             .series
@@ -554,6 +559,21 @@ impl BarChart {
         let zero = f.y(0.0);
         let n = self.series.len().max(1) as f64;
         let group_w = (f.px1 - f.px0) / f.x1;
+        for (ci, floor) in self.noise.iter().enumerate() {
+            let Some(floor) = floor.filter(|v| *v > 0.0) else {
+                continue;
+            };
+            let (top_y, bottom_y) = (f.y(floor), f.y(-floor));
+            let _ = write!(
+                out,
+                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#9ca3af" fill-opacity="0.22"><title>noise floor ±{}</title></rect>"##,
+                f.x(ci as f64) + group_w * 0.08,
+                top_y,
+                group_w * 0.84,
+                (bottom_y - top_y).max(0.5),
+                short_number(floor)
+            );
+        }
         let bar_w = (group_w * 0.7 / n).min(48.0);
         for (si, (label, color, bars)) in self.series.iter().enumerate() {
             for (ci, bar) in bars.iter().enumerate() {
@@ -572,10 +592,12 @@ impl BarChart {
                     top_y,
                     bar_w * 0.9,
                     h.max(0.5),
-                    if b.not_significant { "0.35" } else { "0.85" },
+                    if b.note.is_some() { "0.35" } else { "0.85" },
                     escape(label),
                     short_number(b.value),
-                    if b.not_significant { " (n.s.)" } else { "" }
+                    b.note
+                        .as_ref()
+                        .map_or(String::new(), |n| format!(" ({})", escape(n)))
                 );
                 if let Some([lo, hi]) = b.ci {
                     let (ylo, yhi) = (f.y(lo), f.y(hi));
@@ -588,11 +610,12 @@ impl BarChart {
                         cx + 4.0
                     );
                 }
-                if b.not_significant {
+                if let Some(note) = &b.note {
                     let ty = f.y(b.ci.map_or(b.value, |c| c[1].max(b.value))) - 4.0;
                     let _ = write!(
                         out,
-                        r#"<text x="{cx:.1}" y="{ty:.1}" font-size="10" fill="{TEXT}" text-anchor="middle">n.s.</text>"#
+                        r#"<text x="{cx:.1}" y="{ty:.1}" font-size="10" fill="{TEXT}" text-anchor="middle">{}</text>"#,
+                        escape(note)
                     );
                 }
             }
@@ -645,7 +668,7 @@ mod tests {
     }
 
     #[test]
-    fn bar_chart_marks_not_significant() {
+    fn bar_chart_marks_what_is_not_measurable_and_the_noise_band() {
         let c = BarChart {
             title: "added".into(),
             y_label: "µs".into(),
@@ -656,14 +679,16 @@ mod tests {
                 vec![Some(Bar {
                     value: 2.0,
                     ci: Some([-1.0, 5.0]),
-                    not_significant: true,
+                    note: Some("n.s.".into()),
                 })],
             )],
+            noise: vec![Some(3.0)],
             width: 300.0,
             height: 200.0,
         };
         let s = c.render();
         assert!(s.contains("<rect"));
         assert!(s.contains(">n.s.<"));
+        assert!(s.contains("<title>noise floor ±3</title>"), "{s}");
     }
 }

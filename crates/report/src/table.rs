@@ -118,7 +118,8 @@ impl Table {
         out
     }
 
-    /// An HTML `<table>`; numeric cells get `class="num"`, cells ending in `n.s.` get `class="ns"`.
+    /// An HTML `<table>`; numeric cells get `class="num"`, cells ending in `n.s.` or
+    /// `(noise)` (not a measurable cost) get `class="ns"`.
     pub fn html(&self) -> String {
         let mut out = String::from("<table>\n<thead><tr>");
         for (h, a) in &self.headers {
@@ -142,7 +143,7 @@ impl Table {
 }
 
 fn class(a: Align, cell: &str) -> &'static str {
-    match (a, cell.ends_with("n.s.")) {
+    match (a, cell.ends_with("n.s.") || cell.ends_with("(noise)")) {
         (Align::Right, true) => " class=\"num ns\"",
         (Align::Right, false) => " class=\"num\"",
         (Align::Left, true) => " class=\"ns\"",

@@ -27,6 +27,31 @@ pub fn terminal_tables(results: &Results) -> String {
         out.push_str("\nCapacity (closed loop, every connection back to back)\n");
         out.push_str(&views::capacity_table(results).plain("  "));
     }
+    if let Some(low) = results
+        .calibration
+        .iter()
+        .min_by(|a, b| a.ceiling_rps.total_cmp(&b.ceiling_rps))
+    {
+        let each: Vec<String> = results
+            .calibration
+            .iter()
+            .map(|c| format!("{} {} req/s", c.topology, units::fmt_rps(c.ceiling_rps)))
+            .collect();
+        out.push('\n');
+        out.push_str(&wrap(
+            &format!(
+                "Clean-rate ceiling: {} req/s, the lowest of {} (machine < {:.0} % busy, busiest \
+                 load generator thread < {:.0} %; {}); the rates are shares of it",
+                units::fmt_rps(low.ceiling_rps),
+                each.join(", "),
+                results.thresholds.machine_busy * 100.0,
+                results.thresholds.loadgen_thread_busy * 100.0,
+                low.note
+            ),
+            WIDTH,
+            "",
+        ));
+    }
     for rate in &results.rates_rps {
         let cells = digest::cells_at(results, *rate);
         if cells.is_empty() {
@@ -35,27 +60,62 @@ pub fn terminal_tables(results: &Results) -> String {
         let rounds = cells.iter().map(|c| c.rounds).max().unwrap_or(0);
         out.push_str(&format!(
             "\nAt {} — latency, corrected for coordinated omission (median of {} round{})\n",
-            views::rate_label(*rate),
+            views::rate_mark(results.is_clean(*rate), *rate),
             rounds,
             if rounds == 1 { "" } else { "s" }
         ));
         out.push_str(&views::latency_table(&cells).plain("  "));
         out.push('\n');
         out.push_str(&format!(
-            "At {} — CPU and peak memory (total = every process but the load generator)\n",
-            views::rate_label(*rate)
+            "At {} — CPU and peak memory (PSS; total = every process but the load generator)\n",
+            views::rate_mark(results.is_clean(*rate), *rate)
         ));
         out.push_str(&views::resource_table(results, &cells).plain("  "));
     }
     let rows = views::summary_rows(results);
     if !rows.is_empty() {
         let base = rows[0].baseline.clone();
-        out.push_str(&format!(
-            "\nAdded cost against {base}: median [95% CI] over rounds; n.s. = not significant\n"
+        out.push('\n');
+        out.push_str(&wrap(
+            &format!(
+                "Added cost against {base}: Hodges–Lehmann estimate [{}] over rounds; n.s. = not \
+                 significant, (noise) = inside the A/A noise floor, ⚑ = flagged rate (no latency \
+                 claim)",
+                interval_label(&rows)
+            ),
+            WIDTH,
+            "",
         ));
         out.push_str(&views::added_latency_table(&rows).plain("  "));
         out.push('\n');
         out.push_str(&views::added_resources_table(&rows).plain("  "));
+    }
+    if !results.noise_floor.is_empty() {
+        out.push('\n');
+        out.push_str(&wrap(
+            &format!(
+                "Noise floor: {} against itself (it runs twice a round); a cost inside it is not \
+                 measurable",
+                results.noise_floor[0].topology
+            ),
+            WIDTH,
+            "",
+        ));
+        out.push_str(&views::noise_table(results).plain("  "));
+    }
+    if results
+        .results
+        .iter()
+        .any(|t| !t.loadgen.timestamps.is_empty())
+    {
+        out.push('\n');
+        out.push_str(&wrap(
+            "The load generator's own share: send lag is in the corrected latency; read delay \
+             is in none (arrival = kernel timestamp)",
+            WIDTH,
+            "",
+        ));
+        out.push_str(&views::loadgen_table(results).plain("  "));
     }
     if !results.warnings.is_empty() {
         out.push_str("\nWarnings\n");
@@ -66,6 +126,33 @@ pub fn terminal_tables(results: &Results) -> String {
     out.push('\n');
     out.push_str(&wrap(&headline(results), WIDTH, ""));
     out
+}
+
+/// `96.9 %`, or `95 %` when the level is not known.
+pub fn level_label(level: f64) -> String {
+    if level.is_finite() && level > 0.0 {
+        format!("{:.1} %", level * 100.0)
+    } else {
+        "95 %".to_string()
+    }
+}
+
+/// What the intervals of `rows` are: `exact 96.9 % interval`, or why there are none.
+pub fn interval_label(rows: &[SummaryRow]) -> String {
+    let with: Vec<&SummaryRow> = rows
+        .iter()
+        .filter(|r| r.added_cpu_us_per_request.ci.is_some())
+        .collect();
+    match with.first() {
+        Some(r) => format!(
+            "exact {} interval",
+            level_label(r.added_cpu_us_per_request.level)
+        ),
+        None => format!(
+            "no interval: {} rounds are too few for 95 % (6 needed)",
+            rows.first().map_or(0, |r| r.rounds)
+        ),
+    }
 }
 
 /// Widest line [`terminal_tables`] aims for.
@@ -95,54 +182,67 @@ pub fn wrap(text: &str, width: usize, indent: &str) -> String {
     out
 }
 
-/// The rate the headline speaks for: the highest at which `topology` and the
-/// baseline both held the rate, else the highest with a row.
-fn headline_row<'a>(
-    results: &Results,
-    rows: &'a [SummaryRow],
-    topology: &str,
-) -> Option<&'a SummaryRow> {
-    let held = |r: &SummaryRow| {
-        [&r.topology, &r.baseline]
-            .iter()
-            .all(|t| digest::cell(results, t, r.rate_rps).is_none_or(|c| c.rate_held))
-    };
-    let candidates: Vec<&SummaryRow> = rows.iter().filter(|r| r.topology == topology).collect();
-    let highest = |rs: &[&'a SummaryRow]| {
-        rs.iter()
-            .copied()
-            .max_by(|a, b| a.rate_rps.total_cmp(&b.rate_rps))
-    };
-    let held_rows: Vec<&SummaryRow> = candidates.iter().copied().filter(|r| held(r)).collect();
-    highest(&held_rows).or_else(|| highest(&candidates))
+/// The rate the headline speaks for: the highest clean rate with a row for `topology`.
+fn headline_row<'a>(rows: &'a [SummaryRow], topology: &str) -> Option<&'a SummaryRow> {
+    rows.iter()
+        .filter(|r| r.topology == topology && r.clean)
+        .max_by(|a, b| a.rate_rps.total_cmp(&b.rate_rps))
 }
 
-fn ns(e: &Estimate) -> &'static str {
-    if e.significant || !units::has_interval(e) {
-        ""
+/// One cost in prose: `+35 µs at p50`, or why there is no number to state.
+fn phrase(e: &Estimate, fmt: fn(f64) -> String, unit: &str, what: &str) -> String {
+    let value = format!("{} {unit}{what}", units::signed(e.estimate, fmt));
+    if e.ci.is_none() {
+        value
+    } else if !e.significant {
+        format!("no measurable cost{what} (not significant)")
+    } else if !e.measurable {
+        let floor = e
+            .noise_floor
+            .map_or(String::new(), |f| format!(" ±{} {unit}", fmt(f)));
+        format!("no measurable cost{what} (inside the{floor} noise floor)")
     } else {
-        " (n.s.)"
+        value
     }
 }
 
 fn costs(r: &SummaryRow) -> String {
     let l = &r.added_latency_us;
-    let mb = units::scale(&r.added_rss_bytes, 1.0 / units::BYTES_PER_MB);
+    let mb = r.added_pss_bytes.scaled(1.0 / units::BYTES_PER_MB);
     format!(
-        "{} vCPU per 1000 req/s{}, {} MB{}, and {} µs at p50{} / {} µs at p99{}",
-        fmt_vcpu(r.added_vcpu_per_1000_rps.median),
-        ns(&r.added_vcpu_per_1000_rps),
-        fmt_mb(mb.median),
-        ns(&mb),
-        fmt_us(l.p50.median),
-        ns(&l.p50),
-        fmt_us(l.p99.median),
-        ns(&l.p99),
+        "{}, {}, {} and {}",
+        phrase(
+            &r.added_vcpu_per_1000_rps,
+            fmt_vcpu,
+            "vCPU per 1000 req/s",
+            ""
+        ),
+        phrase(&mb, fmt_mb, "MB", " of memory (PSS)"),
+        phrase(&l.p50, fmt_us, "µs", " at p50"),
+        phrase(&l.p99, fmt_us, "µs", " at p99"),
     )
 }
 
-/// One sentence with the proxy's cost against the baseline; compares with NGINX
-/// when an `nginx` topology ran.
+fn noise_note(results: &Results, rate: f64) -> String {
+    let Some(n) = results
+        .noise_floor
+        .iter()
+        .find(|n| crate::model::same_rate(n.rate_rps, rate))
+    else {
+        return String::new();
+    };
+    match (n.p50_us.noise_floor, n.cpu_us_per_request.noise_floor) {
+        (Some(p), Some(c)) => format!(
+            "; A/A noise floor ±{} µs at p50, ±{} µs CPU per request",
+            fmt_us(p),
+            units::fmt_cpu(c)
+        ),
+        _ => String::new(),
+    }
+}
+
+/// One paragraph with the proxy's cost against the baseline at the highest clean rate;
+/// compares with NGINX when an `nginx` topology ran.
 pub fn headline(results: &Results) -> String {
     let rows = views::summary_rows(results);
     let ours = if rows.iter().any(|r| r.topology == OURS) {
@@ -153,9 +253,18 @@ pub fn headline(results: &Results) -> String {
         return "No proxied topology was measured against a baseline: no proxy cost to report."
             .to_string();
     };
-    let Some(row) = headline_row(results, &rows, &ours) else {
-        return "No proxied topology was measured against a baseline: no proxy cost to report."
-            .to_string();
+    let Some(row) = headline_row(&rows, &ours) else {
+        let flagged: Vec<String> = results
+            .rate_checks
+            .iter()
+            .filter(|c| !c.clean)
+            .map(|c| views::rate_label(c.rate_rps))
+            .collect();
+        return format!(
+            "No clean rate: every rate with a row for {ours} was flagged ({}), so the bench makes \
+             no claim; see the warnings, and run at lower rates.",
+            flagged.join(", ")
+        );
     };
     // A topology without a proxy process (e.g. the app against a bare server) is not
     // "behind" anything: say what it costs over its baseline instead.
@@ -170,36 +279,31 @@ pub fn headline(results: &Results) -> String {
     } else {
         format!("Over {}, {ours} costs", row.baseline)
     };
+    let e = &row.added_cpu_us_per_request;
     let mut s = format!(
-        "{who} {}: {} vs {} at {} (median of {} round{}",
+        "{who} {}{}: {} vs {} at {}, the highest clean rate ({} round{}{}{}).",
+        if e.ci.is_none() { "about " } else { "" },
         costs(row),
         row.topology,
         row.baseline,
         views::rate_label(row.rate_rps),
         row.rounds,
         if row.rounds == 1 { "" } else { "s" },
+        if e.ci.is_some() {
+            format!(", exact {} intervals", level_label(e.level))
+        } else {
+            ": too few for an interval, so none of these is a finding; run 6 or more".to_string()
+        },
+        noise_note(results, row.rate_rps),
     );
-    let estimates = [
-        &row.added_vcpu_per_1000_rps,
-        &row.added_rss_bytes,
-        &row.added_latency_us.p50,
-        &row.added_latency_us.p99,
-    ];
-    s.push_str(if estimates.iter().any(|e| !units::has_interval(e)) {
-        "; too few rounds for confidence intervals)."
-    } else if estimates.iter().any(|e| !e.significant) {
-        "; n.s. = not significant at 95%)."
-    } else {
-        ")."
-    });
     if ours != NGINX {
         let nginx = rows
             .iter()
             .find(|r| r.topology == NGINX && units_same_rate(r.rate_rps, row.rate_rps));
         if let Some(n) = nginx {
             s.push_str(&format!(" Behind NGINX it pays {}.", costs(n)));
-            let d = row.added_cpu_us_per_request.median - n.added_cpu_us_per_request.median;
-            let verdict = if d.abs() < 0.05 * n.added_cpu_us_per_request.median.abs().max(1.0) {
+            let d = row.added_cpu_us_per_request.estimate - n.added_cpu_us_per_request.estimate;
+            let verdict = if d.abs() < 0.05 * n.added_cpu_us_per_request.estimate.abs().max(1.0) {
                 "about the same CPU as NGINX".to_string()
             } else if d < 0.0 {
                 format!("{} µs less CPU per request than NGINX", units::fmt_cpu(-d))
@@ -207,7 +311,7 @@ pub fn headline(results: &Results) -> String {
                 format!("{} µs more CPU per request than NGINX", units::fmt_cpu(d))
             };
             s.push_str(&format!(
-                " Ours uses {verdict} at {}.",
+                " Ours adds {verdict} at {} (difference of the two estimates).",
                 views::rate_label(row.rate_rps)
             ));
         }

@@ -85,36 +85,38 @@ pub fn signed(v: f64, fmt: fn(f64) -> String) -> String {
     }
 }
 
-/// Whether the estimate has a confidence interval (a single round gives none: the
-/// statistics collapse the interval to the median and mark it not significant).
+/// Whether the estimate has a confidence interval (too few rounds give none).
 pub fn has_interval(e: &Estimate) -> bool {
-    e.significant || e.ci95[0] != e.ci95[1]
+    e.ci.is_some()
 }
 
-/// An estimate as `median [low, high]`, followed by ` n.s.` when not significant,
-/// or `median (no CI)` when there was no interval to estimate (one round).
+/// An estimate as `estimate [low, high]` with a verdict: ` n.s.` when the interval spans
+/// zero, ` (noise)` when significant but inside the noise floor, `(no CI: n rounds)` when
+/// the rounds were too few for a 95 % interval. The level is said once per table.
 pub fn fmt_estimate(e: &Estimate, fmt: fn(f64) -> String) -> String {
-    if !has_interval(e) {
-        return format!("{} (no CI)", signed(e.median, fmt));
-    }
-    let mut s = format!(
-        "{} [{}, {}]",
-        signed(e.median, fmt),
-        fmt(e.ci95[0]),
-        fmt(e.ci95[1])
-    );
+    let Some([lo, hi]) = e.ci else {
+        return format!("{} (no CI: {} rounds)", signed(e.estimate, fmt), e.n);
+    };
+    let mut s = format!("{} [{}, {}]", signed(e.estimate, fmt), fmt(lo), fmt(hi));
     if !e.significant {
         s.push_str(" n.s.");
+    } else if !e.measurable {
+        s.push_str(" (noise)");
     }
     s
 }
 
-/// An estimate scaled by `factor` first (e.g. bytes to MB).
-pub fn scale(e: &Estimate, factor: f64) -> Estimate {
-    Estimate {
-        median: e.median * factor,
-        ci95: [e.ci95[0] * factor, e.ci95[1] * factor],
-        significant: e.significant,
+/// A cost in prose: the number when measurable, else why not.
+pub fn fmt_cost(e: &Estimate, fmt: fn(f64) -> String, unit: &str) -> String {
+    if e.measurable {
+        format!("{} {unit}", signed(e.estimate, fmt))
+    } else if e.ci.is_none() {
+        format!(
+            "{} {unit} (no interval: too few rounds)",
+            signed(e.estimate, fmt)
+        )
+    } else {
+        format!("no measurable {unit}")
     }
 }
 
@@ -143,11 +145,28 @@ mod tests {
         assert_eq!(signed(-3.0, fmt_cpu), "-3.0");
         assert_eq!(signed(0.0, fmt_cpu), "0.0");
         assert_eq!(fmt_vcpu(vcpu_per_1000_rps(52.0)), "0.052");
-        let e = Estimate {
-            median: 2.0,
-            ci95: [-1.0, 4.0],
-            significant: false,
+        let mut e = Estimate {
+            shift: crate::exact::Shift {
+                estimate: 2.0,
+                ci: Some([-1.0, 4.0]),
+                level: 0.96875,
+                p_value: Some(0.4),
+                significant: false,
+                n: 6,
+                method: crate::exact::Method::SignedRank,
+            },
+            noise_floor: None,
+            measurable: false,
         };
         assert_eq!(fmt_estimate(&e, fmt_cpu), "+2.0 [-1.0, 4.0] n.s.");
+        assert_eq!(fmt_cost(&e, fmt_cpu, "µs"), "no measurable µs");
+        e.ci = Some([1.0, 4.0]);
+        e.significant = true;
+        e.noise_floor = Some(3.0);
+        assert_eq!(fmt_estimate(&e, fmt_cpu), "+2.0 [1.0, 4.0] (noise)");
+        e.measurable = true;
+        assert_eq!(fmt_cost(&e, fmt_cpu, "µs"), "+2.0 µs");
+        e.ci = None;
+        assert_eq!(fmt_estimate(&e, fmt_cpu), "+2.0 (no CI: 6 rounds)");
     }
 }

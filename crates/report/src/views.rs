@@ -16,7 +16,7 @@ pub fn rate_label(rate: f64) -> String {
 /// The summary rows to show: the stored ones, or computed when the file has none.
 pub fn summary_rows(results: &Results) -> Vec<SummaryRow> {
     if results.summary.is_empty() {
-        crate::summary::summarize(results, crate::stats::DEFAULT_RESAMPLES)
+        crate::summary::summarize(results)
     } else {
         results.summary.clone()
     }
@@ -81,7 +81,7 @@ pub fn resource_table(results: &Results, cells: &[Cell]) -> Table {
     cols.extend(server.iter().map(|r| (format!("{r} µs/req"), Align::Right)));
     cols.push(("total µs/req".into(), Align::Right));
     cols.push(("vCPU/1k rps".into(), Align::Right));
-    cols.extend(server.iter().map(|r| (format!("{r} MB"), Align::Right)));
+    cols.extend(server.iter().map(|r| (format!("{r} PSS MB"), Align::Right)));
     if loadgen {
         cols.push(("loadgen µs/req".into(), Align::Right));
         cols.push(("loadgen MB".into(), Align::Right));
@@ -93,7 +93,7 @@ pub fn resource_table(results: &Results, cells: &[Cell]) -> Table {
             c.role(r)
                 .map_or("–".to_string(), |x| fmt_cpu(x.cpu_us_per_request))
         };
-        let mem = |r: &str| c.role(r).map_or("–".to_string(), |x| fmt_mb(x.rss_peak_mb));
+        let mem = |r: &str| c.role(r).map_or("–".to_string(), |x| fmt_mb(x.pss_peak_mb));
         row.extend(server.iter().map(|r| cpu(r)));
         row.push(fmt_cpu(c.server_cpu_us_per_request));
         row.push(fmt_vcpu(c.vcpu_per_1000_rps()));
@@ -128,12 +128,13 @@ pub fn wide_table(results: &Results, cells: &[Cell]) -> Table {
     cols.extend(
         server
             .iter()
-            .map(|r| (format!("{r} peak RSS MB"), Align::Right)),
+            .map(|r| (format!("{r} peak PSS MB"), Align::Right)),
     );
     let loadgen = has_loadgen(results);
     if loadgen {
         cols.push(("loadgen CPU µs/req".into(), Align::Right));
     }
+    cols.push(("total RssAnon MB".into(), Align::Right));
     cols.push(("errors".into(), Align::Right));
     let mut t = Table::new(cols);
     for c in cells {
@@ -159,7 +160,7 @@ pub fn wide_table(results: &Results, cells: &[Cell]) -> Table {
         row.extend(
             server
                 .iter()
-                .map(|r| c.role(r).map_or("–".to_string(), |x| fmt_mb(x.rss_peak_mb))),
+                .map(|r| c.role(r).map_or("–".to_string(), |x| fmt_mb(x.pss_peak_mb))),
         );
         if loadgen {
             row.push(
@@ -167,10 +168,20 @@ pub fn wide_table(results: &Results, cells: &[Cell]) -> Table {
                     .map_or("–".to_string(), |x| fmt_cpu(x.cpu_us_per_request)),
             );
         }
+        row.push(fmt_mb(c.server_anon_peak_mb));
         row.push(c.errors.to_string());
         t.row(row);
     }
     t
+}
+
+/// `12 345 req/s`, or `12 345 req/s ⚑` when the rate is flagged (not clean).
+pub fn rate_mark(results_clean: bool, rate: f64) -> String {
+    if results_clean {
+        rate_label(rate)
+    } else {
+        format!("{} ⚑", rate_label(rate))
+    }
 }
 
 /// Added latency against the baseline (terminal layout).
@@ -184,7 +195,7 @@ pub fn added_latency_table(rows: &[SummaryRow]) -> Table {
     ]);
     for r in rows {
         t.row(vec![
-            rate_label(r.rate_rps),
+            rate_mark(r.clean, r.rate_rps),
             r.topology.clone(),
             fmt_estimate(&r.added_latency_us.p50, fmt_us),
             fmt_estimate(&r.added_latency_us.p90, fmt_us),
@@ -201,18 +212,15 @@ pub fn added_resources_table(rows: &[SummaryRow]) -> Table {
         ("topology", Align::Left),
         ("added CPU µs/req", Align::Right),
         ("added vCPU/1k rps", Align::Right),
-        ("added MB", Align::Right),
+        ("added PSS MB", Align::Right),
     ]);
     for r in rows {
         t.row(vec![
-            rate_label(r.rate_rps),
+            rate_mark(r.clean, r.rate_rps),
             r.topology.clone(),
             fmt_estimate(&r.added_cpu_us_per_request, fmt_cpu),
             fmt_estimate(&r.added_vcpu_per_1000_rps, fmt_vcpu),
-            fmt_estimate(
-                &units::scale(&r.added_rss_bytes, 1.0 / units::BYTES_PER_MB),
-                fmt_mb,
-            ),
+            fmt_estimate(&r.added_pss_bytes.scaled(1.0 / units::BYTES_PER_MB), fmt_mb),
         ]);
     }
     t
@@ -229,12 +237,13 @@ pub fn comparison_table(rows: &[SummaryRow]) -> Table {
         ("added p99 µs", Align::Right),
         ("added CPU µs/req", Align::Right),
         ("added vCPU/1000 rps", Align::Right),
-        ("added MB", Align::Right),
+        ("added PSS MB", Align::Right),
+        ("added RssAnon MB", Align::Right),
         ("proxy internal p50 µs", Align::Right),
     ]);
     for r in rows {
         t.row(vec![
-            rate_label(r.rate_rps),
+            rate_mark(r.clean, r.rate_rps),
             r.topology.clone(),
             r.rounds.to_string(),
             fmt_estimate(&r.added_latency_us.p50, fmt_us),
@@ -242,12 +251,91 @@ pub fn comparison_table(rows: &[SummaryRow]) -> Table {
             fmt_estimate(&r.added_latency_us.p99, fmt_us),
             fmt_estimate(&r.added_cpu_us_per_request, fmt_cpu),
             fmt_estimate(&r.added_vcpu_per_1000_rps, fmt_vcpu),
+            fmt_estimate(&r.added_pss_bytes.scaled(1.0 / units::BYTES_PER_MB), fmt_mb),
             fmt_estimate(
-                &units::scale(&r.added_rss_bytes, 1.0 / units::BYTES_PER_MB),
+                &r.added_anon_bytes.scaled(1.0 / units::BYTES_PER_MB),
                 fmt_mb,
             ),
             r.proxy_internal_p50_us.map_or("–".to_string(), fmt_us),
         ]);
+    }
+    t
+}
+
+/// The instrument's noise floor per rate: the baseline against itself (A/A).
+pub fn noise_table(results: &Results) -> Table {
+    let mut t = Table::new([
+        ("rate", Align::Right),
+        ("rounds", Align::Right),
+        ("p50 µs", Align::Right),
+        ("p90 µs", Align::Right),
+        ("p99 µs", Align::Right),
+        ("CPU µs/req", Align::Right),
+        ("PSS MB", Align::Right),
+    ]);
+    let floor = |e: &crate::model::Estimate, _: &[f64], f: fn(f64) -> String| {
+        e.noise_floor
+            .map_or("–".to_string(), |v| format!("±{}", f(v)))
+    };
+    for n in &results.noise_floor {
+        t.row(vec![
+            rate_mark(results.is_clean(n.rate_rps), n.rate_rps),
+            n.rounds.to_string(),
+            floor(&n.p50_us, &[], fmt_us),
+            floor(&n.p90_us, &[], fmt_us),
+            floor(&n.p99_us, &[], fmt_us),
+            floor(&n.cpu_us_per_request, &[], fmt_cpu),
+            floor(&n.pss_bytes.scaled(1.0 / units::BYTES_PER_MB), &[], fmt_mb),
+        ]);
+    }
+    t
+}
+
+/// The load generator's own share of the figures, per topology and rate (medians over
+/// rounds): its send lag (part of the corrected latency) and read delay (part of none).
+pub fn loadgen_table(results: &Results) -> Table {
+    let mut t = Table::new([
+        ("rate", Align::Right),
+        ("topology", Align::Left),
+        ("send lag p50 µs", Align::Right),
+        ("send lag p99 µs", Align::Right),
+        ("read delay p50 µs", Align::Right),
+        ("CPU µs/req", Align::Right),
+        ("busiest thread", Align::Right),
+        ("machine", Align::Right),
+    ]);
+    for rate in &results.rates_rps {
+        for topo in results.topologies() {
+            let trials: Vec<_> = results.trials(&topo, *rate).collect();
+            if trials.is_empty() {
+                continue;
+            }
+            let med = |f: &dyn Fn(&crate::model::Trial) -> f64| {
+                crate::stats::median(&trials.iter().map(|t| f(t)).collect::<Vec<_>>())
+                    .unwrap_or(f64::NAN)
+            };
+            // Without kernel timestamps the read delay is part of the latency: say so in
+            // the cell (the run also warns).
+            let kernel = trials.iter().all(|t| t.loadgen.timestamps == "kernel");
+            let read = fmt_us(med(&|t| t.loadgen.read_delay_us.p50));
+            t.row(vec![
+                rate_mark(results.is_clean(*rate), *rate),
+                topo.clone(),
+                fmt_us(med(&|t| t.loadgen.send_lag_us.p50)),
+                fmt_us(med(&|t| t.loadgen.send_lag_us.p99)),
+                if kernel {
+                    read
+                } else {
+                    "no kernel ts".to_string()
+                },
+                fmt_cpu(med(&|t| {
+                    t.process(roles::LOADGEN)
+                        .map_or(f64::NAN, |p| p.cpu_us_per_request)
+                })),
+                format!("{:.0} %", 100.0 * med(&|t| t.loadgen_thread_busy)),
+                format!("{:.0} %", 100.0 * med(&|t| t.machine_busy)),
+            ]);
+        }
     }
     t
 }

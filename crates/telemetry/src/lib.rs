@@ -22,6 +22,11 @@
 //! An agent host that does not resolve yet (compose starts the agent after the app)
 //! is retried from the queue's worker thread, at most once a second.
 //!
+//! **SIGUSR1 flushes now.** While metrics are on, the process flushes everything it holds
+//! when it receives SIGUSR1 and then sends one `tinyfish.telemetry.flushes` count. The bench
+//! does this at the edges of each measured window, so the servers' own request counts and
+//! durations cover the window exactly instead of to the nearest flush interval.
+//!
 //! ```no_run
 //! let env = telemetry::DatadogEnv::from_process_env();
 //! let telemetry = telemetry::Telemetry::start(&env, "tinyfish-app").unwrap();
@@ -69,6 +74,9 @@ pub mod names {
     pub const PROXY_UPSTREAM_CONNECTIONS: &str = "tinyfish.proxy.upstream.connections";
     /// Metrics this process dropped since the last flush (count); sent when non-zero.
     pub const TELEMETRY_DROPPED: &str = "tinyfish.telemetry.dropped";
+    /// Flushes asked for with SIGUSR1 (count, one per signal): sent after everything the
+    /// flush emitted, so an agent that has seen it has seen the flush.
+    pub const TELEMETRY_FLUSHES: &str = "tinyfish.telemetry.flushes";
 }
 
 /// Tag keys used with the metrics in [`names`].
@@ -285,6 +293,9 @@ struct Inner {
     client: Option<StatsdClient>,
     dropped: Arc<AtomicU64>,
     registry: Mutex<Registry>,
+    /// Held by whoever flushes, so what one flush takes out of the counters and buffers
+    /// is sent before another flush's marker (the SIGUSR1 flush's ordering guarantee).
+    flushing: Mutex<()>,
 }
 
 type OwnedTags = Vec<(String, String)>;
@@ -360,6 +371,7 @@ impl Telemetry {
         }
         let telemetry = Self::with_parts(target, tags, Some(builder.build()), dropped);
         telemetry.spawn_flusher();
+        telemetry.spawn_signal_flusher();
         Ok(telemetry)
     }
 
@@ -376,6 +388,7 @@ impl Telemetry {
                 client,
                 dropped,
                 registry: Mutex::new(Registry::default()),
+                flushing: Mutex::new(()),
             }),
         }
     }
@@ -389,12 +402,40 @@ impl Telemetry {
                 loop {
                     thread::sleep(DISTRIBUTION_FLUSH);
                     let Some(inner) = weak.upgrade() else { return };
+                    let _flushing = inner.flushing.lock().unwrap_or_else(|p| p.into_inner());
                     if last_full.elapsed() >= FLUSH_INTERVAL {
                         last_full = Instant::now();
                         flush_once(&inner);
                     } else {
                         flush_distributions(&inner);
                         let _ = inner.client.as_ref().map(|c| c.flush());
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Flushes on SIGUSR1 (see the crate docs), from a thread of its own.
+    fn spawn_signal_flusher(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])
+        else {
+            return;
+        };
+        let spawned = thread::Builder::new()
+            .name("telemetry-signal".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let _flushing = inner.flushing.lock().unwrap_or_else(|p| p.into_inner());
+                    flush_once(&inner);
+                    if let Some(client) = &inner.client {
+                        if client.count(names::TELEMETRY_FLUSHES, 1).is_err() {
+                            inner.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let _ = client.flush();
                     }
                 }
             });

@@ -26,6 +26,9 @@ pub enum Behaviour {
     CloseAfter(u64),
     /// After `n` responses on a connection, close it without saying so.
     DropAfter(u64),
+    /// Close a connection right after its `n`-th response, which did not say so
+    /// (no `Connection: close`): a clean close the client sees only as an EOF.
+    CloseSilentlyAfter(u64),
     /// 200 with a chunked body, written in pieces.
     Chunked,
     /// Read requests, never answer.
@@ -211,6 +214,14 @@ async fn respond(stream: &mut TcpStream, shared: &Shared, i: u64) -> bool {
                 return false;
             }
             stream.write_all(HELLO).await.is_ok()
+        }
+        Behaviour::CloseSilentlyAfter(n) => {
+            let ok = stream.write_all(HELLO).await.is_ok();
+            if (i + 1) % n == 0 {
+                let _ = stream.shutdown().await;
+                return false;
+            }
+            ok
         }
         Behaviour::Chunked => {
             let parts: [&[u8]; 4] = [
