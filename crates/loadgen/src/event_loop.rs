@@ -320,10 +320,12 @@ impl Loop<'_> {
         if self.slots[i].state == State::Waiting && self.slots[i].lazy {
             // Its last response may be waiting in the socket buffer: read it now.
             self.read(i);
-            if self.slots[i].state == State::Waiting {
-                // Not all there at its next send: this connection's responses may be
-                // larger than the socket buffer holds, so read them as they come from now
-                // on (`read` has made it watched) and count it.
+            let partial = self.slots[i].conn.as_ref().is_some_and(Connection::partial);
+            if self.slots[i].state == State::Waiting && partial {
+                // Part of it is there, not all: this connection's responses may be larger
+                // than the socket buffer holds, so read them as they come from now on
+                // (`read` has made it watched) and count it. (Nothing there at all is a
+                // slow response: the send waits for it, and the connection stays lazy.)
                 self.slots[i].lazy_off = true;
                 self.rec.lazy_late += 1;
             } else if self.slots[i].state == State::Idle && self.peer_closed(i) {
