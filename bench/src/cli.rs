@@ -220,11 +220,19 @@ fn compare_run(args: RunArgs) -> ExitCode {
         None => None,
         Some(p) => {
             match report::load(p) {
-                Ok(r) if !r.rates_rps.is_empty() => {
+                Ok(r) if !r.rates_rps.is_empty() || !r.shapes.is_empty() => {
                     if args.quick {
                         eprintln!("bench: --rates-from and --quick: the quick run keeps all the file's rates");
                     }
-                    Some((p.clone(), r.rates_rps))
+                    let by_shape = if r.shapes.is_empty() {
+                        vec![(String::new(), r.rates_rps)]
+                    } else {
+                        r.shapes
+                            .into_iter()
+                            .map(|s| (s.name, s.results.rates_rps))
+                            .collect()
+                    };
+                    Some((p.clone(), by_shape))
                 }
                 Ok(_) => {
                     eprintln!("bench: --rates-from {}: that run has no rates", p.display());

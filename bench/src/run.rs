@@ -33,7 +33,7 @@ use crate::environment;
 use crate::load::{self, Observed};
 use crate::plan;
 use crate::progress::{fmt_us, Progress};
-use crate::scenario::{Rate, RatesOf, Scenario, TopologyKind, TopologySpec};
+use crate::scenario::{Rate, RatesOf, RequestSpec, Scenario, TopologyKind, TopologySpec};
 use crate::topology::{self, Running};
 use crate::trial;
 use crate::usage;
@@ -57,8 +57,8 @@ pub struct RunOptions {
     /// Run the topologies as compose projects (containers) instead of processes.
     pub compose: bool,
     /// Repeat these absolute rates (from another run's results.json) instead of deriving
-    /// rates: (the file, its rates).
-    pub rates_from: Option<(PathBuf, Vec<f64>)>,
+    /// rates: (the file, each shape's name and rates; `""` for a single-shape run).
+    pub rates_from: Option<(PathBuf, Vec<(String, Vec<f64>)>)>,
 }
 
 /// How a run ended.
@@ -169,6 +169,7 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
             .rates_from
             .as_ref()
             .map(|(p, _)| p.display().to_string()),
+        shapes: Vec::new(),
     };
     if !results.environment.optimized {
         results.warnings.push(
@@ -191,8 +192,23 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
     let calibrate = opts.rates_from.is_none()
         && scenario.rates_of == RatesOf::Ceiling
         && scenario.rates.iter().any(|r| matches!(r, Rate::Percent(_)));
+    let shapes = scenario.requests();
+    let multi = !scenario.shapes.is_empty();
+    let mut parts: Vec<Results> = shapes
+        .iter()
+        .map(|shape| {
+            let mut part = results.clone();
+            part.warnings.clear();
+            part.scenario.method = shape.method.clone();
+            part.scenario.path = shape.path.clone();
+            part.scenario.body_bytes = shape.body_bytes;
+            part
+        })
+        .collect();
     let mut runner = Runner {
         scenario,
+        request: shapes[0].clone(),
+        wrk_checked: None,
         env: &env,
         compose: compose_env.as_ref(),
         agent: &agent,
@@ -205,21 +221,42 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
                 scenario.rates.len(),
                 scenario.baseline_twice,
                 calibrate,
-            ),
+            ) * shapes.len() as u64,
         ),
         sequence: 0,
     };
-    let outcome = runner.measure(&topologies, opts, calibrate, &mut results);
+    let outcome = runner.measure(&topologies, opts, calibrate, &shapes, &mut parts);
     runner.progress.finish();
+    let loadgen_check = runner.wrk_checked.take().flatten();
 
     results.environment.duration_s = started.elapsed().as_secs_f64();
     results.complete = outcome.is_ok();
-    results.rate_checks = report::checks::rate_checks(&results);
-    results.noise_floor = report::summary::noise_floor(&results);
-    results.summary = report::summary::summarize(&results);
-    let trial_warnings = report::checks::trial_warnings(&results);
-    results.warnings.extend(trial_warnings);
-    results.headline = report::headline(&results);
+    for part in &mut parts {
+        part.environment.duration_s = results.environment.duration_s;
+        part.complete = results.complete;
+        part.loadgen_check = loadgen_check.clone();
+        report::finish(part);
+    }
+    if multi {
+        results.loadgen_check = loadgen_check;
+        results.shapes = shapes
+            .iter()
+            .zip(parts)
+            .map(|(shape, part)| model::ShapeResults {
+                name: shape.name.clone(),
+                method: shape.method.clone(),
+                path: shape.path.clone(),
+                body_bytes: shape.body_bytes,
+                chunked: shape.chunked,
+                results: part,
+            })
+            .collect();
+        report::finish(&mut results);
+    } else {
+        let setup_warnings = std::mem::take(&mut results.warnings);
+        results = parts.pop().context("no shape was measured")?;
+        results.warnings.splice(0..0, setup_warnings);
+    }
 
     let files = report::write_all(&results, &opts.out)
         .with_context(|| format!("cannot write the report into {}", opts.out.display()))?;
@@ -246,6 +283,10 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
 
 struct Runner<'a> {
     scenario: &'a Scenario,
+    /// The request shape being measured.
+    request: RequestSpec,
+    /// The wrk cross-check, once done (on the first shape's baseline).
+    wrk_checked: Option<Option<model::LoadgenCheck>>,
     env: &'a topology::Env,
     compose: Option<&'a topology::ComposeEnv>,
     agent: &'a agent::AgentHandle,
@@ -262,7 +303,70 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// Measures every shape: `parts[i]` collects shape `shapes[i]`'s capacity, ceiling,
+    /// rates and trials. The rounds interleave the shapes too: a topology comes up once per
+    /// slot and runs every shape at every rate.
     fn measure(
+        &mut self,
+        topologies: &[TopologySpec],
+        opts: &RunOptions,
+        calibrate: bool,
+        shapes: &[RequestSpec],
+        parts: &mut [Results],
+    ) -> anyhow::Result<()> {
+        let s = self.scenario;
+        for (shape, results) in shapes.iter().zip(parts.iter_mut()) {
+            self.request = shape.clone();
+            self.rates_for(topologies, opts, calibrate, results)?;
+        }
+        // Interleaved rounds at the fixed rates.
+        for round in 0..s.rounds {
+            for slot in plan::round_order(topologies.len(), round, s.baseline_twice) {
+                let t = &topologies[slot.topology];
+                self.check_interrupt()?;
+                let mut running = self.up(t)?;
+                for (shape, results) in shapes.iter().zip(parts.iter_mut()) {
+                    self.request = shape.clone();
+                    for rate in results.rates_rps.clone() {
+                        self.check_interrupt()?;
+                        let mut name = if slot.replicate == 1 {
+                            format!("{} (A/A)", t.name)
+                        } else {
+                            t.name.clone()
+                        };
+                        if !shape.name.is_empty() {
+                            name = format!("{name} {}", shape.name);
+                        }
+                        self.progress.trial(&format!(
+                            "round {}/{}  {name}  at {rate:.0} req/s",
+                            round + 1,
+                            s.rounds,
+                        ));
+                        let trial = self.trial(t, &mut running, rate, round, slot.replicate)?;
+                        self.progress.done(&format!(
+                            "round {}/{}  {:<14} {:>8.0} req/s  p50 {:>8}  p99 {:>8}  server CPU {:>6.1} µs/req  machine {:>3.0} %{}",
+                            round + 1,
+                            s.rounds,
+                            name,
+                            trial.achieved_rps,
+                            fmt_us(trial.latency_us.p50),
+                            fmt_us(trial.latency_us.p99),
+                            trial.server_cpu_us_per_request(),
+                            trial.machine_busy * 100.0,
+                            if trial.rate_held { "" } else { "  RATE NOT HELD" }
+                        ));
+                        results.results.push(trial);
+                    }
+                }
+                running.down();
+            }
+        }
+        Ok(())
+    }
+
+    /// The current shape's capacity per topology (closed loop), then its rates: repeated
+    /// from another run, from the clean-rate ceiling, or from capacity.
+    fn rates_for(
         &mut self,
         topologies: &[TopologySpec],
         opts: &RunOptions,
@@ -270,10 +374,17 @@ impl Runner<'_> {
         results: &mut Results,
     ) -> anyhow::Result<()> {
         let s = self.scenario;
-        // 1. Capacity of each topology, closed loop.
+        let label = |t: &TopologySpec, shape: &str| {
+            if shape.is_empty() {
+                t.name.clone()
+            } else {
+                format!("{} {shape}", t.name)
+            }
+        };
         for t in topologies {
             self.check_interrupt()?;
-            self.progress.trial(&format!("capacity of {}", t.name));
+            self.progress
+                .trial(&format!("capacity of {}", label(t, &self.request.name)));
             let mut running = self.up(t)?;
             let spec = LoadSpec {
                 mode: Mode::Closed,
@@ -283,21 +394,23 @@ impl Runner<'_> {
                 ..self.load_spec(running.entry)
             };
             let report = self.closed_loop(&spec, &mut running)?;
-            if results.capacity.is_empty() {
-                results.loadgen_check =
-                    self.check_against_wrk(&spec, &mut running, report.achieved_rps)?;
+            if results.capacity.is_empty() && self.wrk_checked.is_none() {
+                self.wrk_checked =
+                    Some(self.check_against_wrk(&spec, &mut running, report.achieved_rps)?);
             }
             running.down();
             if report.completed == 0 {
                 bail!(
                     "{}: no request completed during the capacity probe (errors: {:?})",
-                    t.name,
+                    label(t, &self.request.name),
                     report.errors
                 );
             }
             self.progress.done(&format!(
                 "capacity  {:<10} {:>9.0} req/s  (closed loop, {} connections)",
-                t.name, report.achieved_rps, s.capacity.connections
+                label(t, &self.request.name),
+                report.achieved_rps,
+                s.capacity.connections
             ));
             results.capacity.push(Capacity {
                 topology: t.name.clone(),
@@ -311,10 +424,18 @@ impl Runner<'_> {
             .min_by(|a, b| a.achieved_rps.total_cmp(&b.achieved_rps))
             .cloned()
             .context("no topology to measure")?;
-
-        // 2. Rates: repeated, from the clean-rate ceiling, or from capacity.
-        results.rates_rps = if let Some((_, rates)) = &opts.rates_from {
-            rates.clone()
+        results.rates_rps = if let Some((file, by_shape)) = &opts.rates_from {
+            by_shape
+                .iter()
+                .find(|(name, _)| *name == self.request.name)
+                .map(|(_, r)| r.clone())
+                .with_context(|| {
+                    format!(
+                        "--rates-from {}: it has no rates for shape {:?}",
+                        file.display(),
+                        self.request.name
+                    )
+                })?
         } else if calibrate {
             // Every topology but the baseline (the cheapest) is ramped: which one is the
             // costliest at a fixed rate is what the run measures, not what capacity says.
@@ -347,44 +468,6 @@ impl Runner<'_> {
                     "rate {r:.0} req/s is above 90% of the slowest topology's capacity ({:.0} req/s): latency there is queueing, not service time",
                     slowest.achieved_rps
                 ));
-            }
-        }
-
-        // 3. Interleaved rounds at the fixed rates.
-        for round in 0..s.rounds {
-            for slot in plan::round_order(topologies.len(), round, s.baseline_twice) {
-                let t = &topologies[slot.topology];
-                self.check_interrupt()?;
-                let mut running = self.up(t)?;
-                let rates = results.rates_rps.clone();
-                for rate in rates {
-                    self.check_interrupt()?;
-                    let name = if slot.replicate == 1 {
-                        format!("{} (A/A)", t.name)
-                    } else {
-                        t.name.clone()
-                    };
-                    self.progress.trial(&format!(
-                        "round {}/{}  {name}  at {rate:.0} req/s",
-                        round + 1,
-                        s.rounds,
-                    ));
-                    let trial = self.trial(t, &mut running, rate, round, slot.replicate)?;
-                    self.progress.done(&format!(
-                        "round {}/{}  {:<14} {:>8.0} req/s  p50 {:>8}  p99 {:>8}  server CPU {:>6.1} µs/req  machine {:>3.0} %{}",
-                        round + 1,
-                        s.rounds,
-                        name,
-                        trial.achieved_rps,
-                        fmt_us(trial.latency_us.p50),
-                        fmt_us(trial.latency_us.p99),
-                        trial.server_cpu_us_per_request(),
-                        trial.machine_busy * 100.0,
-                        if trial.rate_held { "" } else { "  RATE NOT HELD" }
-                    ));
-                    results.results.push(trial);
-                }
-                running.down();
             }
         }
         Ok(())
@@ -491,12 +574,14 @@ impl Runner<'_> {
 
     fn load_spec(&self, entry: SocketAddr) -> LoadSpec {
         let s = self.scenario;
+        let r = &self.request;
         LoadSpec {
             addr: entry,
             host_header: entry.to_string(),
-            method: s.request.method.clone(),
-            path_and_query: s.request.path.clone(),
-            body: vec![b'x'; s.request.body_bytes].into(),
+            method: r.method.clone(),
+            path_and_query: r.path.clone(),
+            body: vec![b'x'; r.body_bytes].into(),
+            chunked: r.chunked,
             headers: Vec::new(),
             connections: s.load.connections,
             mode: Mode::Closed,

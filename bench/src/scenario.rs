@@ -44,6 +44,11 @@ pub struct Scenario {
     /// The request every connection sends.
     #[serde(default)]
     pub request: RequestSpec,
+    /// Several request shapes instead of one (`[[shape]]`, each a named `[request]`): every
+    /// shape gets its own capacity, ceiling, rates, tables and summary, measured in the same
+    /// interleaved rounds, and the report compares the shapes.
+    #[serde(default, rename = "shape", skip_serializing_if = "Vec::is_empty")]
+    pub shapes: Vec<RequestSpec>,
     /// The fixed-rate trials.
     pub load: LoadSettings,
     /// The closed-loop capacity probe.
@@ -173,6 +178,12 @@ pub struct RequestSpec {
     pub path: String,
     /// Request body size in bytes (sent with Content-Length; use POST /echo to echo it).
     pub body_bytes: usize,
+    /// Send the body with chunked transfer coding instead of a Content-Length.
+    #[serde(skip_serializing_if = "is_false")]
+    pub chunked: bool,
+    /// A shape's name in the report (`[[shape]]` entries; empty for `[request]`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
 }
 
 impl Default for RequestSpec {
@@ -181,8 +192,14 @@ impl Default for RequestSpec {
             method: "GET".into(),
             path: "/".into(),
             body_bytes: 0,
+            chunked: false,
+            name: String::new(),
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Fixed-rate trial settings.
@@ -417,31 +434,62 @@ impl Scenario {
                 _ => {}
             }
         }
-        if !self.request.path.starts_with('/') {
-            return bad(
-                "request.path".into(),
-                format!(
-                    "expected a path starting with /, got {:?}",
-                    self.request.path
-                ),
-            );
-        }
-        if self.request.method.is_empty()
-            || !self.request.method.bytes().all(|b| b.is_ascii_uppercase())
-        {
-            return bad(
-                "request.method".into(),
-                format!(
-                    "expected an HTTP method such as GET or POST, got {:?}",
-                    self.request.method
-                ),
-            );
-        }
-        if self.request.body_bytes > 16 * 1024 * 1024 {
-            return bad(
-                "request.body_bytes".into(),
-                "expected at most 16 MiB".into(),
-            );
+        let requests: Vec<(String, &RequestSpec)> = if self.shapes.is_empty() {
+            vec![("request".to_string(), &self.request)]
+        } else {
+            self.shapes
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("shape[{i}]"), r))
+                .collect()
+        };
+        for (i, (key, r)) in requests.iter().enumerate() {
+            if !r.path.starts_with('/') {
+                return bad(
+                    format!("{key}.path"),
+                    format!("expected a path starting with /, got {:?}", r.path),
+                );
+            }
+            if r.method.is_empty() || !r.method.bytes().all(|b| b.is_ascii_uppercase()) {
+                return bad(
+                    format!("{key}.method"),
+                    format!(
+                        "expected an HTTP method such as GET or POST, got {:?}",
+                        r.method
+                    ),
+                );
+            }
+            if r.body_bytes > 16 * 1024 * 1024 {
+                return bad(
+                    format!("{key}.body_bytes"),
+                    "expected at most 16 MiB".into(),
+                );
+            }
+            if r.chunked && r.body_bytes == 0 {
+                return bad(
+                    format!("{key}.chunked"),
+                    "a chunked request needs a body: set body_bytes".into(),
+                );
+            }
+            if !self.shapes.is_empty() {
+                if r.name.is_empty()
+                    || !r
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return bad(
+                        format!("{key}.name"),
+                        format!("expected letters, digits, - or _, got {:?}", r.name),
+                    );
+                }
+                if requests[..i].iter().any(|(_, o)| o.name == r.name) {
+                    return bad(
+                        format!("{key}.name"),
+                        format!("{:?} is used twice; shape names must be unique", r.name),
+                    );
+                }
+            }
         }
         for (key, v) in [
             ("thresholds.machine_busy", self.thresholds.machine_busy),
@@ -554,6 +602,15 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// The request shapes to run: the `[[shape]]` entries, or the one `[request]`.
+    pub fn requests(&self) -> Vec<RequestSpec> {
+        if self.shapes.is_empty() {
+            vec![self.request.clone()]
+        } else {
+            self.shapes.clone()
+        }
     }
 
     /// The `--quick` variant: same topologies and request, fewer and shorter trials (the

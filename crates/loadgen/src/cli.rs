@@ -40,6 +40,9 @@ pub struct Cli {
     /// Send a body of this many bytes (adds Content-Length).
     #[arg(long, default_value_t = 0)]
     pub body_bytes: usize,
+    /// Send the body chunked (`Transfer-Encoding: chunked`) instead of with a length.
+    #[arg(long)]
+    pub chunked: bool,
     /// Extra request header, "Name: value"; repeatable.
     #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
@@ -89,6 +92,7 @@ impl Cli {
         spec.threads = self.threads;
         spec.method = self.method.clone();
         spec.body = Bytes::from(vec![b'x'; self.body_bytes]);
+        spec.chunked = self.chunked;
         spec.headers = self.headers.clone();
         spec.request_timeout = self.timeout;
         spec.send_window = self.send_window;

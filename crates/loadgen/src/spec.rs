@@ -34,8 +34,12 @@ pub struct LoadSpec {
     pub method: String,
     /// Request target, e.g. `/` or `/hello?name=x`.
     pub path_and_query: String,
-    /// Request body; a `Content-Length` header is added when it is non-empty.
+    /// Request body; a `Content-Length` header is added when it is non-empty (or, with
+    /// `chunked`, `Transfer-Encoding: chunked` and the body in chunks).
     pub body: Bytes,
+    /// Send the body with chunked transfer coding (chunks of at most 16 KiB) instead of a
+    /// `Content-Length`: an upload of unknown length, as a streaming client sends it.
+    pub chunked: bool,
     /// Extra request headers, sent in order.
     pub headers: Vec<(String, String)>,
     /// Number of keep-alive connections, each with at most one request in flight.
@@ -105,6 +109,7 @@ impl LoadSpec {
             method: "GET".to_owned(),
             path_and_query: target.path_and_query,
             body: Bytes::new(),
+            chunked: false,
             headers: Vec::new(),
             connections: 32,
             mode: Mode::Closed,
@@ -186,6 +191,16 @@ impl LoadSpec {
             r.extend_from_slice(value.as_bytes());
             r.extend_from_slice(b"\r\n");
         }
+        if self.chunked && !self.body.is_empty() {
+            r.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+            for chunk in self.body.chunks(CHUNK) {
+                r.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                r.extend_from_slice(chunk);
+                r.extend_from_slice(b"\r\n");
+            }
+            r.extend_from_slice(b"0\r\n\r\n");
+            return r;
+        }
         if !self.body.is_empty() && !has_length {
             r.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
         }
@@ -215,6 +230,9 @@ impl LoadSpec {
         }
     }
 }
+
+/// Largest chunk of a chunked request body.
+const CHUNK: usize = 16 * 1024;
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -367,5 +385,20 @@ mod tests {
         );
         s.headers.push(("Bad Name".into(), "1".into()));
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn chunked_bodies_are_framed_in_chunks() {
+        let mut s = LoadSpec::from_url("http://127.0.0.1:1/up").unwrap();
+        s.method = "POST".into();
+        s.chunked = true;
+        s.body = Bytes::from(vec![b'x'; CHUNK + 3]);
+        let text = String::from_utf8(s.request_bytes()).unwrap();
+        let head = "POST /up HTTP/1.1\r\nHost: 127.0.0.1:1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(text.starts_with(head), "{:?}", &text[..80]);
+        let body = &text[head.len()..];
+        assert!(body.starts_with("4000\r\nxxx"), "{:?}", &body[..10]);
+        assert!(body.ends_with("\r\n3\r\nxxx\r\n0\r\n\r\n"));
+        assert!(!text.contains("Content-Length"));
     }
 }

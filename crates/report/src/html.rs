@@ -17,7 +17,7 @@ use crate::units::{self, fmt_rps};
 use crate::views;
 
 /// Colours for topologies in plan order (Tableau 10, colour-blind friendly in order).
-const PALETTE: [&str; 8] = [
+pub(crate) const PALETTE: [&str; 8] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948", "#9c755f",
 ];
 
@@ -86,6 +86,9 @@ footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 
 /// The whole page.
 pub fn html(results: &Results) -> String {
+    if crate::shapes::is_multi(results) {
+        return html_shapes(results);
+    }
     let mut out = String::new();
     let title = format!("{} — {}", results.tool.name, results.scenario.name);
     out.push_str(&format!(
@@ -173,6 +176,53 @@ pub fn html(results: &Results) -> String {
             out.push_str(&format!("<li>{}</li>\n", escape(w)));
         }
         out.push_str("</ul>\n");
+    }
+    out.push_str(&format!(
+        "<footer>Written by {} {} (results schema v{}), started {}, {} s.</footer>\n</main>\n</body>\n</html>\n",
+        escape(&results.tool.name),
+        escape(&results.tool.version),
+        results.schema_version,
+        escape(&results.environment.started_at),
+        units::fmt_adaptive(results.environment.duration_s)
+    ));
+    out
+}
+
+/// A multi-shape run: the headline, the shapes side by side (table and charts), then each
+/// shape's page body under its heading.
+fn html_shapes(results: &Results) -> String {
+    let title = format!("{} — {}", results.tool.name, results.scenario.name);
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n<h1>What the proxy costs, by request shape — scenario <code>{}</code></h1>\n<p class=\"headline\">{}</p>\n<p class=\"env\">{}</p>\n",
+        escape(&title),
+        escape(&results.scenario.name),
+        escape(&headline(results)),
+        escape(&crate::shapes::environment_line(results))
+    );
+    out.push_str("<h2>The shapes side by side</h2>\n<p class=\"note\">Each shape at its highest clean rate; n.m. marks a difference that is not measurable (not significant, or inside the A/A noise floor).</p>\n");
+    out.push_str(&crate::shapes::charts(results));
+    out.push_str("<div class=\"scroll\">\n");
+    out.push_str(&crate::shapes::table(results).html());
+    out.push_str("</div>\n");
+    if !results.warnings.is_empty() {
+        out.push_str("<h2>Warnings</h2>\n<ul class=\"warnings\">\n");
+        for w in &results.warnings {
+            out.push_str(&format!("<li>{}</li>\n", escape(w)));
+        }
+        out.push_str("</ul>\n");
+    }
+    for s in &results.shapes {
+        let page = html(&s.results);
+        // The shape's page, from its headline to its footer, one level down.
+        let body = page
+            .split_once("</h1>\n")
+            .map_or(page.as_str(), |(_, rest)| rest);
+        let body = body.split_once("<footer>").map_or(body, |(b, _)| b);
+        out.push_str(&format!(
+            "<h2 style=\"margin-top:48px\">{}</h2>\n",
+            escape(&crate::shapes::heading(s))
+        ));
+        out.push_str(&body.replace("<h2>", "<h3>").replace("</h2>", "</h3>"));
     }
     out.push_str(&format!(
         "<footer>Written by {} {} (results schema v{}), started {}, {} s.</footer>\n</main>\n</body>\n</html>\n",

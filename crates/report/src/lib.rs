@@ -27,6 +27,7 @@ pub mod gate;
 pub mod html;
 mod markdown;
 pub mod model;
+pub mod shapes;
 pub mod stats;
 pub mod summary;
 pub mod svg;
@@ -44,6 +45,38 @@ pub use markdown::summary_markdown;
 pub use terminal::{headline, terminal_tables};
 
 use model::Results;
+
+/// Fills what a run derives from its trials, in order: the rate checks, the A/A noise
+/// floor, the summary, the warnings and the headline. A multi-shape run's shapes are
+/// finished already; its own warnings gain theirs (once where every shape has the same,
+/// else named by shape) and its headline compares the shapes.
+pub fn finish(results: &mut Results) {
+    if results.shapes.is_empty() {
+        results.rate_checks = checks::rate_checks(results);
+        results.noise_floor = summary::noise_floor(results);
+        results.summary = summary::summarize(results);
+        let warnings = checks::trial_warnings(results);
+        results.warnings.extend(warnings);
+    } else {
+        let shapes = &results.shapes;
+        let mut warnings: Vec<String> = Vec::new();
+        for s in shapes {
+            for w in &s.results.warnings {
+                let everywhere = shapes.iter().all(|o| o.results.warnings.contains(w));
+                let line = if everywhere {
+                    w.clone()
+                } else {
+                    format!("shape {}: {w}", s.name)
+                };
+                if !warnings.contains(&line) && !results.warnings.contains(&line) {
+                    warnings.push(line);
+                }
+            }
+        }
+        results.warnings.extend(warnings);
+    }
+    results.headline = headline(results);
+}
 
 /// File names [`write_all`] writes.
 pub const RESULTS_JSON: &str = "results.json";

@@ -7,6 +7,9 @@ use crate::views;
 
 /// The whole summary: headline, environment, per-rate tables, comparison, capacity, warnings.
 pub fn summary_markdown(results: &Results) -> String {
+    if crate::shapes::is_multi(results) {
+        return markdown_shapes(results);
+    }
     let mut out = String::new();
     out.push_str(&format!(
         "# {} results: scenario `{}`\n\n",
@@ -79,6 +82,39 @@ pub fn summary_markdown(results: &Results) -> String {
     if !results.capacity.is_empty() {
         out.push_str("## Capacity (closed loop)\n\n");
         out.push_str(&views::capacity_table(results).markdown());
+        out.push('\n');
+    }
+    out.push_str("## Warnings\n\n");
+    if results.warnings.is_empty() {
+        out.push_str("None.\n");
+    } else {
+        for w in &results.warnings {
+            out.push_str(&format!("- {w}\n"));
+        }
+    }
+    out
+}
+
+/// A multi-shape run: the shapes side by side, then each shape's summary one heading down.
+fn markdown_shapes(results: &Results) -> String {
+    let mut out = format!(
+        "# {} results: scenario `{}`\n\n**{}**\n\n_Environment:_ {}\n\n",
+        results.tool.name,
+        results.scenario.name,
+        headline(results),
+        crate::shapes::environment_line(results)
+    );
+    out.push_str("## The shapes side by side\n\nEach shape at its highest clean rate.\n\n");
+    out.push_str(&crate::shapes::table(results).markdown());
+    out.push('\n');
+    for s in &results.shapes {
+        out.push_str(&format!("## {}\n\n", crate::shapes::heading(s)));
+        let body = summary_markdown(&s.results);
+        // Drop the shape's title line and demote its headings under this one.
+        let body = body
+            .split_once("\n\n")
+            .map_or(body.as_str(), |(_, rest)| rest);
+        out.push_str(&body.replace("\n## ", "\n### "));
         out.push('\n');
     }
     out.push_str("## Warnings\n\n");

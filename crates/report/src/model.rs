@@ -73,6 +73,29 @@ pub struct Results {
     /// The results.json whose absolute rates this run repeated (`--rates-from`).
     #[serde(default)]
     pub rates_from: Option<String>,
+    /// A multi-shape run (`[[shape]]` in the scenario): each request shape with its own
+    /// complete results (capacity, ceiling, rates, trials, summary, noise floor, checks,
+    /// warnings, headline). The top level then keeps the run's environment, scenario,
+    /// warnings and a headline across the shapes; its own rates and trials are empty.
+    #[serde(default)]
+    pub shapes: Vec<ShapeResults>,
+}
+
+/// One request shape of a multi-shape run and what it measured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShapeResults {
+    /// The shape's name.
+    pub name: String,
+    /// Request method.
+    pub method: String,
+    /// Request path and query.
+    pub path: String,
+    /// Request body size.
+    pub body_bytes: usize,
+    /// Whether the body was sent chunked.
+    pub chunked: bool,
+    /// Everything measured with this shape, as a single-shape run has it.
+    pub results: Results,
 }
 
 /// Busy shares that make a trial saturated.

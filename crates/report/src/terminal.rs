@@ -12,6 +12,9 @@ pub const NGINX: &str = "nginx";
 
 /// Plain-text tables, at most 120 columns wide for the usual topology names.
 pub fn terminal_tables(results: &Results) -> String {
+    if crate::shapes::is_multi(results) {
+        return terminal_shapes(results);
+    }
     let mut out = String::new();
     out.push_str(&wrap(
         &format!(
@@ -155,6 +158,45 @@ pub fn interval_label(rows: &[SummaryRow]) -> String {
     }
 }
 
+/// A multi-shape run: each shape's tables under its heading, then the shapes side by side.
+fn terminal_shapes(results: &Results) -> String {
+    let mut out = wrap(
+        &format!(
+            "{} {} — {}",
+            results.tool.name,
+            results.tool.version,
+            crate::shapes::environment_line(results)
+        ),
+        WIDTH,
+        "",
+    );
+    for s in &results.shapes {
+        let heading = crate::shapes::heading(s);
+        out.push_str(&format!(
+            "\n{heading}\n{}\n",
+            "═".repeat(heading.chars().count())
+        ));
+        let body = terminal_tables(&s.results);
+        // The shape's own environment line repeats the run's: skip it.
+        let body = body
+            .split_once("\n\n")
+            .map_or(body.as_str(), |(_, rest)| rest);
+        out.push('\n');
+        out.push_str(body);
+    }
+    out.push_str("\nThe shapes side by side (each at its highest clean rate)\n");
+    out.push_str(&crate::shapes::table(results).plain("  "));
+    if !results.warnings.is_empty() {
+        out.push_str("\nWarnings\n");
+        for w in &results.warnings {
+            out.push_str(&wrap(&format!("! {w}"), WIDTH, "  "));
+        }
+    }
+    out.push('\n');
+    out.push_str(&wrap(&results.headline, WIDTH, ""));
+    out
+}
+
 /// Widest line [`terminal_tables`] aims for.
 pub const WIDTH: usize = 120;
 
@@ -244,6 +286,9 @@ fn noise_note(results: &Results, rate: f64) -> String {
 /// One paragraph with the proxy's cost against the baseline at the highest clean rate;
 /// compares with NGINX when an `nginx` topology ran.
 pub fn headline(results: &Results) -> String {
+    if crate::shapes::is_multi(results) {
+        return crate::shapes::headline(results);
+    }
     let rows = views::summary_rows(results);
     let ours = if rows.iter().any(|r| r.topology == OURS) {
         OURS.to_string()

@@ -50,6 +50,16 @@ fn full() -> Results {
         .insert("status_5xx".to_string(), 2);
     r.results[0].status_counts.insert("503".to_string(), 2);
     common::finish(&mut r);
+    // A multi-shape run nests complete results per shape (validated by the same schema).
+    let inner = r.clone();
+    r.shapes = vec![report::model::ShapeResults {
+        name: "post-16k".to_string(),
+        method: "POST".to_string(),
+        path: "/echo".to_string(),
+        body_bytes: 16384,
+        chunked: true,
+        results: inner,
+    }];
     r
 }
 
@@ -295,6 +305,7 @@ const OBJECTS: &[(&str, &str)] = &[
     ("RateCheck", "/rate_checks/0"),
     ("Calibration", "/calibration/0"),
     ("CalibrationStep", "/calibration/0/steps/0"),
+    ("ShapeResults", "/shapes/0"),
 ];
 
 fn pointer(name: &str) -> &'static str {
@@ -323,6 +334,7 @@ const DEFAULTED: &[(&str, &[&str])] = &[
             "thresholds",
             "rate_checks",
             "rates_from",
+            "shapes",
         ],
     ),
     ("Environment", &["timed_wakeup_cpu_us"]),

@@ -453,6 +453,7 @@ impl Fake {
             thresholds: self.thresholds,
             rate_checks: Vec::new(),
             rates_from: None,
+            shapes: Vec::new(),
         }
     }
 
