@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 
 use report::model::Environment;
 
-/// Build profile facts, from the build script.
+/// Build profile facts, from the build script. Cargo names both the dev and the test
+/// profile "debug"; a binary with debug assertions on was built by `cargo test` (the
+/// workspace's `[profile.test]`) and its figures are not the dev build's, so it says so.
 pub fn build_profile() -> (&'static str, bool) {
     let profile = match env!("BENCH_PROFILE") {
+        "debug" if cfg!(debug_assertions) => "test (debug assertions)",
         "debug" => "dev",
         p => p,
     };

@@ -8,7 +8,8 @@
 //! - [`child`]: child processes (the bench re-executes itself as `app` and `proxy`,
 //!   or runs nginx / an external proxy), stopped on drop, on Ctrl-C and when the
 //!   bench dies;
-//! - [`topology`]: bringing one topology up and down;
+//! - [`topology`]: bringing one topology up and down, as processes or as a compose
+//!   project ([`compose`]; its containers sampled by [`containers`]);
 //! - [`sample`]: per-process CPU and memory (PSS, RssAnon, RSS) from /proc at 10 Hz, and
 //!   the machine's CPU from /proc/stat;
 //! - [`load`]: driving the load generator (progress, Ctrl-C, sampling, the window);
@@ -31,6 +32,7 @@ pub mod calibrate;
 pub mod child;
 pub mod cli;
 pub mod compose;
+pub mod containers;
 pub mod environment;
 pub mod healthcheck;
 pub mod load;

@@ -1,6 +1,10 @@
 //! One bench run: capacity, the clean-rate ceiling, then interleaved fixed-rate trials,
 //! then the report.
 //!
+//! Over 600 lines: this file is the run's phases in their order and the hand-offs between
+//! them; each phase's work is a module of its own (calibrate, plan, load, window, trial,
+//! usage), so what is left here is the sequence, read top to bottom.
+//!
 //! ```text
 //! scenario ─> capacity (closed loop, each topology; wrk beside ours on the baseline)
 //!          ─> calibration (open-loop ramp on each proxied topology) ─> rates (plan)
@@ -58,8 +62,11 @@ pub struct RunOptions {
     pub compose: bool,
     /// Repeat these absolute rates (from another run's results.json) instead of deriving
     /// rates: (the file, each shape's name and rates; `""` for a single-shape run).
-    pub rates_from: Option<(PathBuf, Vec<(String, Vec<f64>)>)>,
+    pub rates_from: Option<(PathBuf, RatesByShape)>,
 }
+
+/// Each shape's name and its rates, req/s (`""` names a single-shape run's rates).
+pub type RatesByShape = Vec<(String, Vec<f64>)>;
 
 /// How a run ended.
 #[derive(Debug)]

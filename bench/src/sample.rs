@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::compose::CgroupCounters;
+use crate::containers::CgroupCounters;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -349,26 +349,52 @@ impl Drop for Sampler {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_own_process_and_sees_cpu_grow() {
-        let me = Target {
+    /// CPU the calling thread has used so far, measured by the kernel's rusage (not by the
+    /// /proc files under test).
+    fn thread_cpu() -> Duration {
+        use nix::sys::resource::{getrusage, UsageWho};
+        let u = getrusage(UsageWho::RUSAGE_THREAD).expect("getrusage(RUSAGE_THREAD)");
+        let d = |t: nix::sys::time::TimeVal| {
+            Duration::from_secs(t.tv_sec().max(0) as u64)
+                + Duration::from_micros(t.tv_usec().max(0) as u64)
+        };
+        d(u.user_time()) + d(u.system_time())
+    }
+
+    /// Spins until this thread has used `cpu` of CPU time: the same work on an idle or a
+    /// loaded machine (wall time is what load stretches).
+    fn spin_for_cpu(cpu: Duration) {
+        let start = thread_cpu();
+        let mut x = 0u64;
+        while thread_cpu() - start < cpu {
+            for _ in 0..10_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+        }
+        std::hint::black_box(x);
+    }
+
+    fn me() -> Target {
+        Target {
             role: "self".into(),
             program: "test".into(),
             pid: std::process::id(),
             thread_prefix: None,
             container: None,
-        };
+        }
+    }
+
+    #[test]
+    fn reads_own_process_and_sees_cpu_grow() {
+        let me = me();
         let a = read(&me);
         assert!(a.rss_bytes > 0 && a.processes >= 1, "{a:?}");
         assert!(a.pss_bytes > 0 && a.pss_bytes <= a.rss_bytes, "{a:?}");
         assert!(a.anon_bytes > 0 && a.anon_bytes <= a.rss_bytes, "{a:?}");
-        let t0 = Instant::now();
-        let mut x = 0u64;
-        while t0.elapsed() < Duration::from_millis(300) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-        }
-        std::hint::black_box(x);
+        spin_for_cpu(Duration::from_millis(150));
         let b = read(&me);
+        // The process used at least this thread's 150 ms (10 ms ticks where schedstat is
+        // missing: allow a few).
         assert!(b.cpu_ns > a.cpu_ns + 100_000_000, "{a:?} {b:?}");
     }
 
@@ -376,16 +402,12 @@ mod tests {
     fn machine_cpu_sees_a_busy_thread() {
         let a = MachineCpu::read();
         assert!(a.total > 0, "/proc/stat should be readable: {a:?}");
-        let t0 = Instant::now();
-        let mut x = 0u64;
-        while t0.elapsed() < Duration::from_millis(300) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-        }
-        std::hint::black_box(x);
+        spin_for_cpu(Duration::from_millis(300));
         let b = MachineCpu::read();
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let share = b.busy_share_since(&a);
-        // One spinning thread keeps at least one CPU busy, less whatever else ran.
+        // One spinning thread keeps at least one CPU busy while it runs; whatever else ran
+        // meanwhile only adds to the busy share.
         assert!(share >= 0.5 / cpus && share <= 1.0, "busy share {share}");
     }
 
@@ -403,12 +425,13 @@ mod tests {
 
     #[test]
     fn thread_filter_counts_only_named_threads() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
         let h = thread::Builder::new()
             .name("loadgen-test".into())
-            .spawn(|| {
-                let t0 = Instant::now();
+            .spawn(move || {
                 let mut x = 0u64;
-                while t0.elapsed() < Duration::from_millis(300) {
+                while !s.load(Ordering::Relaxed) {
                     x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
                 }
                 x
@@ -421,10 +444,13 @@ mod tests {
             thread_prefix: Some("loadgen-test".into()),
             container: None,
         };
-        thread::sleep(Duration::from_millis(250));
-        let during = cpu_ns(&target);
+        // The named thread spins until its CPU time shows (bounded by testkit's patience).
+        let seen = testkit::wait("the named thread's CPU time to show")
+            .within(Duration::from_secs(10))
+            .holds(|| cpu_ns(&target) > 0);
+        stop.store(true, Ordering::Relaxed);
         h.join().unwrap();
-        assert!(during > 0, "the spinning thread should have CPU time");
+        assert!(seen, "the spinning thread should have CPU time");
         let none = Target {
             thread_prefix: Some("no-such-thread".into()),
             ..target
@@ -434,14 +460,8 @@ mod tests {
 
     #[test]
     fn sampler_collects_points() {
-        let s = Sampler::start(vec![Target {
-            role: "self".into(),
-            program: "t".into(),
-            pid: std::process::id(),
-            thread_prefix: None,
-            container: None,
-        }]);
-        thread::sleep(Duration::from_millis(350));
+        let s = Sampler::start(vec![me()]);
+        testkit::eventually("two samples", || s.series.lock().unwrap()[0].len() >= 2);
         let series = s.finish();
         assert_eq!(series.len(), 1);
         assert!(series[0].len() >= 2, "{}", series[0].len());

@@ -149,6 +149,8 @@ impl Drop for Running {
 }
 
 /// Where a program is, or `None`: `PATH`, then the sbin directories Debian uses.
+// clippy.toml: PATH is where to look for a program, as the shell and `Command` read it.
+#[allow(clippy::disallowed_methods)]
 pub fn find_program(name: &str) -> Option<PathBuf> {
     if name.contains('/') {
         let p = PathBuf::from(name);
@@ -295,7 +297,7 @@ pub fn compose_env() -> anyhow::Result<ComposeEnv> {
             compose::IMAGE
         )
     })?;
-    let sampler = compose::ContainerSampler::connect()
+    let sampler = crate::containers::ContainerSampler::connect()
         .context("cannot read container stats from the Docker engine")?;
     Ok(ComposeEnv {
         command,
@@ -310,7 +312,7 @@ pub struct ComposeEnv {
     /// `docker compose` or `docker-compose`.
     pub command: compose::ComposeCommand,
     /// The Docker Engine API client for container stats.
-    pub sampler: Arc<compose::ContainerSampler>,
+    pub sampler: Arc<crate::containers::ContainerSampler>,
     /// Compose project name (unique per run).
     pub project: String,
 }

@@ -9,7 +9,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 fn bench() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bench"))
@@ -23,29 +24,32 @@ impl Drop for Killed {
     }
 }
 
-/// Starts the app on a free port and returns it with its port (it prints
-/// `listening on http://ADDR` on stdout once bound).
-fn app() -> (Killed, u16) {
-    let mut c = bench()
-        .args(["app", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the bench binary runs as the app");
-    let stdout = c.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the app says where it listens")
-            .unwrap();
-        if let Some(addr) = line.trim().strip_prefix("listening on http://") {
-            let addr: std::net::SocketAddr = addr.trim_end_matches('/').parse().unwrap();
-            break addr.port();
+/// The lines `tcpdump` has written to stderr so far, read by a thread of their own.
+fn stderr_lines(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            l.lock().unwrap().push(line);
         }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Killed(c), port)
+    });
+    lines
+}
+
+/// The `captured` counts tcpdump printed on SIGUSR1 (`tcpdump: N packets captured, M packets
+/// received by filter, …`) at or after line `from`, in order.
+fn captured_counts(lines: &[String], from: usize) -> Vec<u64> {
+    lines[from..]
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("tcpdump: ")?
+                .split(" packets captured")
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -59,7 +63,8 @@ fn reported_latency_is_never_below_the_wire_and_close_above_it() {
         Path::new("/usr/bin/tcpdump").exists() || Path::new("/usr/sbin/tcpdump").exists(),
         "tcpdump is not installed: apt-get install tcpdump (scripts/setup installs it)"
     );
-    let (_app, port) = app();
+    let app = testkit::Process::start(bench().args(["app", "--listen", "127.0.0.1:0"]));
+    let port = app.addr().port();
     let dir = std::env::temp_dir().join(format!("tinyfish-wire-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let capture = dir.join("lo.txt");
@@ -81,17 +86,18 @@ fn reported_latency_is_never_below_the_wire_and_close_above_it() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("tcpdump starts");
-    // tcpdump says "listening on lo" on stderr once it captures.
-    let mut err = BufReader::new(dump.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let line = err.next().expect("tcpdump said nothing").unwrap();
-        if line.contains("listening on") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "tcpdump did not start: {line}");
-    }
+    let said = stderr_lines(&mut dump);
     let dump = Killed(dump);
+    let tcpdump = nix::unistd::Pid::from_raw(dump.0.id() as i32);
+    // tcpdump says "listening on lo" on stderr once it captures.
+    testkit::wait("tcpdump to start capturing")
+        .within(Duration::from_secs(10))
+        .until(|| {
+            said.lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("listening on"))
+        });
     let json = dir.join("load.json");
     let o = bench()
         .args(["load", "--url", &format!("http://127.0.0.1:{port}/")])
@@ -110,12 +116,20 @@ fn reported_latency_is_never_below_the_wire_and_close_above_it() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(dump.0.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    );
+    // tcpdump writes what it captured with a lag, and SIGINT stops it without draining its
+    // buffer: the load is over, so wait until its captured count (printed on SIGUSR1) stops
+    // growing between two reports, then stop it.
+    let from = said.lock().unwrap().len();
+    testkit::wait("tcpdump to catch up with the capture")
+        .every(Duration::from_millis(100))
+        .until(|| {
+            let _ = nix::sys::signal::kill(tcpdump, nix::sys::signal::Signal::SIGUSR1);
+            let c = captured_counts(&said.lock().unwrap(), from);
+            c.len() >= 2 && c[c.len() - 1] == c[c.len() - 2] && c[c.len() - 1] > 0
+        });
+    let _ = nix::sys::signal::kill(tcpdump, nix::sys::signal::Signal::SIGINT);
     drop(dump);
+    drop(app);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["timestamps"], "kernel", "{report}");

@@ -1,5 +1,8 @@
 //! The DogStatsD datagram parser, as a pure function over bytes.
 //!
+//! About 580 lines of code and 150 of tests (the documentation's datagram table): one
+//! grammar, one file.
+//!
 //! A packet holds one or more lines separated by `\n` (a trailing `\r` is dropped and
 //! empty lines are skipped, as the Datadog agent does). Each line is one of:
 //!

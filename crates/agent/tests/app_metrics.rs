@@ -4,22 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(common::PATIENCE, s.read_to_end(&mut buf))
-        .await
-        .expect("the app answers in time")
-        .unwrap();
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_apps_own_metrics_arrive_with_their_unified_service_tags() {
     let agent = common::agent().await;
@@ -46,10 +30,9 @@ async fn the_apps_own_metrics_arrive_with_their_unified_service_tags() {
 
     let n = 40u32;
     for _ in 0..n {
-        let response = get(addr, "/").await;
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert_eq!(common::http(addr, "GET", "/").await.status, 200);
     }
-    assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+    assert_eq!(common::http(addr, "GET", "/nope").await.status, 404);
     telemetry.flush();
 
     let unified = ["env:test", "service:tinyfish-app", "version:1.2.3"];

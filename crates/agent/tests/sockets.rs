@@ -7,7 +7,6 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 
 use agent::{AgentConfig, Snapshot};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn temp_socket(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("agent-test-{}-{name}", std::process::id()));
@@ -15,19 +14,10 @@ fn temp_socket(name: &str) -> PathBuf {
     dir.join("dsd.socket")
 }
 
+/// `(status, body)` of `method path`.
 async fn http_get(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(common::PATIENCE, s.read_to_end(&mut buf))
-        .await
-        .expect("response in time")
-        .unwrap();
-    let text = String::from_utf8(buf).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a full response");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
+    let r = common::http(addr, method, path).await;
+    (r.status, String::from_utf8(r.body).unwrap())
 }
 
 #[tokio::test]

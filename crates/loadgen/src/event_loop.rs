@@ -1,6 +1,9 @@
 //! One worker thread's event loop: its connections, the open and closed loops, and what it
 //! records.
 //!
+//! Over 600 lines on purpose: one hot loop, in one file so its per-wake-up path reads top
+//! to bottom; what it calls (connection, schedule, wait, socket) are modules of their own.
+//!
 //! The loop is written directly on epoll (as wrk's is) rather than on an async runtime: a
 //! load generator must cost less than the servers it measures, and at a fixed rate the
 //! cost is wake-ups. Two choices keep them to about one per request:

@@ -27,8 +27,9 @@ pub struct Config {
     /// `false` runs one single-threaded runtime per thread (pingora's "no steal"). With one
     /// thread the proxy always runs a single-threaded runtime.
     pub work_stealing: bool,
-    /// Forward the common request (clean HTTP/1.1 head, body already received) on the fast
-    /// path; `false`: every request through pingora's proxy (`ProxyHttp`).
+    /// Forward the common request (HTTP/1.1 in origin form, without `Expect` or an upgrade,
+    /// any body) on the fast path; `false`: every request through pingora's proxy
+    /// (`ProxyHttp`).
     pub fast_path: bool,
     /// Idle upstream connections kept for reuse (pingora's pool size, all upstreams together).
     pub keepalive_pool_size: usize,
@@ -36,6 +37,9 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// A path the proxy answers itself with `200 ok` (never forwarded); empty: none.
     pub health_path: String,
+    /// Client connections served at once; one more is answered `503` and closed (as
+    /// NGINX's `worker_connections` caps a worker, but with an answer instead of a reset).
+    pub max_connections: usize,
     /// What to do with `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`.
     pub forwarded: ForwardedPolicy,
     /// How often several upstreams are health-checked (TCP connect).
@@ -103,6 +107,7 @@ impl Default for Config {
             keepalive_pool_size: 128,
             max_header_bytes: 64 * 1024,
             health_path: "/.proxy/health".to_owned(),
+            max_connections: 10_000,
             forwarded: ForwardedPolicy::Append,
             health_check_interval: Duration::from_secs(1),
             timeouts: Timeouts::default(),
@@ -242,6 +247,12 @@ impl Config {
                     "expected a path starting with '/' (or \"\" for none), got {:?}",
                     self.health_path
                 ),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(err(
+                "max_connections",
+                "expected at least 1 (e.g. 10000)".into(),
             ));
         }
         if self.health_check_interval.is_zero() {

@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::answers;
+use crate::check;
 use crate::config::{Config, ForwardedPolicy};
 use crate::headers::{self, RequestIds};
 use crate::metrics::{ErrorKind, Metrics};
@@ -26,16 +28,17 @@ use crate::metrics::{ErrorKind, Metrics};
 pub struct ConnInfo {
     /// The client's IP address as text (for `X-Forwarded-For`).
     pub client_ip: Bytes,
-    /// Set once the current request's head has been read (the header deadline stops).
-    pub head_read: AtomicBool,
+    /// Whether the dispatcher has checked each request head before pingora reads it
+    /// ([`crate::check`]); if not, the gateway checks what pingora parsed.
+    pub checked: bool,
 }
 
 impl ConnInfo {
     /// Info for a connection from `peer`.
-    pub fn new(peer: SocketAddr) -> Self {
+    pub fn new(peer: SocketAddr, checked: bool) -> Self {
         ConnInfo {
             client_ip: Bytes::from(peer.ip().to_string()),
-            head_read: AtomicBool::new(false),
+            checked,
         }
     }
 }
@@ -69,7 +72,7 @@ pub struct Gateway {
     health_path: Option<Box<str>>,
     max_header_bytes: usize,
     forwarded: ForwardedPolicy,
-    ids: RequestIds,
+    ids: Arc<RequestIds>,
     metrics: Arc<Metrics>,
 }
 
@@ -79,6 +82,7 @@ impl Gateway {
         config: &Config,
         resolved: &[SocketAddr],
         picker: Arc<Picker>,
+        ids: Arc<RequestIds>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let t = &config.timeouts;
@@ -106,7 +110,7 @@ impl Gateway {
                 .then(|| config.health_path.clone().into_boxed_str()),
             max_header_bytes: config.max_header_bytes,
             forwarded: config.forwarded,
-            ids: RequestIds::new(),
+            ids,
             metrics,
         }
     }
@@ -194,18 +198,6 @@ fn status_for(e: &Error) -> u16 {
     }
 }
 
-/// The body of an error answer.
-pub(crate) fn body_for(status: u16) -> &'static [u8] {
-    match status {
-        400 => b"bad request\n",
-        408 => b"request timeout: the request body did not arrive in time\n",
-        431 => b"request header fields too large\n",
-        502 => b"bad gateway: the upstream could not be reached or failed\n",
-        504 => b"gateway timeout: the upstream did not answer in time\n",
-        _ => b"error\n",
-    }
-}
-
 /// `X-Forwarded-Proto: http`, shared (no allocation per request).
 const PROTO_HTTP: http::HeaderValue = http::HeaderValue::from_static("http");
 
@@ -240,19 +232,18 @@ impl ProxyHttp for Gateway {
         prev: Box<dyn Any + Send + Sync>,
     ) {
         if let Ok(conn) = prev.downcast::<Arc<ConnInfo>>() {
-            conn.head_read.store(true, Ordering::Release);
             ctx.conn = Some(*conn);
         }
     }
 
-    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
-        let ds = session.as_downstream();
-        let checked = headers::check_request(
-            &ds.req_header().headers,
-            || ds.to_h1_raw(),
-            self.max_header_bytes,
-        );
-        if let Err(reject) = checked {
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        if ctx.conn.as_ref().is_some_and(|c| c.checked) {
+            return Ok(());
+        }
+        // Not checked by the dispatcher (a stream it cannot rewind): check the head as
+        // pingora parsed it (its request line as pingora rebuilt it).
+        let raw = session.as_downstream().to_h1_raw();
+        if let Err(reject) = check::check_raw(&raw, self.max_header_bytes) {
             return Err(Error::explain(
                 ErrorType::HTTPStatus(reject.status()),
                 "request refused before forwarding",
@@ -311,6 +302,24 @@ impl ProxyHttp for Gateway {
         for name in headers::hop_by_hop(&req.headers) {
             req.remove_header(&name);
         }
+        // Absolute form: sent in origin form with the target's authority as Host (RFC 9112
+        // §3.2.1-2), as the fast path does.
+        let raw = req.raw_path();
+        if !raw.starts_with(b"/") && raw != b"*" {
+            if let Some((authority, rest)) = check::absolute_target(raw) {
+                let host = http::HeaderValue::from_bytes(authority)
+                    .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad authority"))?;
+                let mut origin = Vec::with_capacity(rest.len() + 1);
+                if !rest.starts_with(b"/") {
+                    origin.push(b'/');
+                }
+                origin.extend_from_slice(rest);
+                let uri = http::Uri::try_from(origin)
+                    .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad target"))?;
+                req.insert_header(http::header::HOST, host)?;
+                req.set_uri(uri);
+            }
+        }
         if let Some(conn) = &ctx.conn {
             if let Some(f) = headers::forwarded(self.forwarded, &req.headers, &conn.client_ip) {
                 req.insert_header(headers::names::FOR, f.for_)?;
@@ -321,6 +330,13 @@ impl ProxyHttp for Gateway {
                         req.remove_header(&headers::names::HOST_NAME);
                     }
                 }
+            }
+        }
+        // An HTTP/1.0 request may omit Host; the HTTP/1.1 request sent on must have one: the
+        // upstream's name, as NGINX sends `$proxy_host` (no X-Forwarded-Host: none was sent).
+        if !req.headers.contains_key(http::header::HOST) {
+            if let Some(i) = ctx.upstream {
+                req.insert_header(http::header::HOST, self.upstreams[i].name.as_str())?;
             }
         }
         if !req.headers.contains_key(headers::X_REQUEST_ID) {
@@ -344,6 +360,26 @@ impl ProxyHttp for Gateway {
         }
         for name in headers::hop_by_hop(&resp.headers) {
             resp.remove_header(&name);
+        }
+        // `Content-Length: 4, 4` (or two lines of 4) goes on as one `Content-Length: 4`
+        // (RFC 9112 §6.3), as on the fast path; different values are a broken upstream.
+        let lengths = resp.headers.get_all(http::header::CONTENT_LENGTH);
+        if lengths.iter().count() > 1 || lengths.iter().any(|v| v.as_bytes().contains(&b',')) {
+            let mut one = None;
+            for v in lengths.iter().flat_map(|v| headers::tokens(v.as_bytes())) {
+                match headers::digits(v) {
+                    Some(n) if one.is_none_or(|o| o == n) => one = Some(n),
+                    _ => {
+                        return Error::e_explain(
+                            ErrorType::InvalidHTTPHeader,
+                            "upstream sent different Content-Length values",
+                        )
+                    }
+                }
+            }
+            if let Some(n) = one {
+                resp.insert_header(http::header::CONTENT_LENGTH, n.to_string())?;
+            }
         }
         Ok(())
     }
@@ -398,7 +434,7 @@ impl ProxyHttp for Gateway {
         }
         let code = status_for(e);
         if code > 0 {
-            let body = Bytes::from_static(body_for(code));
+            let body = Bytes::from_static(answers::body_for(code));
             let _ = session.respond_error_with_body(code, body).await;
         }
         FailToProxy {

@@ -1,5 +1,6 @@
-//! Request and response header rules: hop-by-hop removal, `X-Forwarded-*`, `X-Request-Id`,
-//! and the framing checks pingora's parser lets through.
+//! Request and response header rules shared by both paths: the one list of hop-by-hop
+//! headers, `X-Forwarded-*`, the one `X-Request-Id` generator, and small header-value
+//! helpers. What a request must be before it is forwarded is [`crate::check`]'s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,8 +16,19 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Hop-by-hop headers other than `Connection` and `Transfer-Encoding` (pingora re-frames
-/// bodies itself and owns `Transfer-Encoding`/`Content-Length`).
+/// The hop-by-hop headers (RFC 9110 §7.6.1), never forwarded on either path, besides the
+/// ones `Connection` names. `Transfer-Encoding` is not among them: it frames the body (the
+/// fast path relays chunked bodies as they are; pingora re-frames its own).
+pub const HOP_BY_HOP_NAMES: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// [`HOP_BY_HOP_NAMES`] but `Connection`, as header names (pingora's path).
 const HOP_BY_HOP: [HeaderName; 5] = [
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -25,63 +37,39 @@ const HOP_BY_HOP: [HeaderName; 5] = [
     header::UPGRADE,
 ];
 
-/// Why a request is refused before anything is forwarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reject {
-    /// Ambiguous or unsupported framing (400).
-    BadFraming,
-    /// Request head over the limit (431).
-    HeaderTooLarge,
+/// Whether `name` is one of [`HOP_BY_HOP_NAMES`] (any case).
+pub(crate) fn hop_by_hop_name(name: &str) -> bool {
+    HOP_BY_HOP_NAMES
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-impl Reject {
-    /// The status to answer with.
-    pub fn status(self) -> u16 {
-        match self {
-            Reject::BadFraming => 400,
-            Reject::HeaderTooLarge => 431,
-        }
-    }
+/// ASCII case-insensitive equality of header names.
+pub(crate) fn eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
 }
 
-/// Checks what pingora accepts but a careful proxy must not forward: a request head over
-/// `max_header_bytes`, `Transfer-Encoding` other than exactly `chunked`, and
-/// `Transfer-Encoding` together with `Content-Length` (pingora drops the latter silently;
-/// `raw_head` is the request head as received, looked at only when `Transfer-Encoding` is there).
-pub fn check_request(
-    headers: &HeaderMap,
-    raw_head: impl FnOnce() -> Bytes,
-    max_header_bytes: usize,
-) -> Result<(), Reject> {
-    let raw = raw_head();
-    let mut te = headers.get_all(header::TRANSFER_ENCODING).iter();
-    if let Some(first) = te.next() {
-        if te.next().is_some()
-            || !first
-                .as_bytes()
-                .trim_ascii()
-                .eq_ignore_ascii_case(b"chunked")
-        {
-            return Err(Reject::BadFraming);
-        }
-        if contains_header_name(&raw, b"content-length") {
-            return Err(Reject::BadFraming);
-        }
-    }
-    let len = raw.len();
-    if len > max_header_bytes {
-        return Err(Reject::HeaderTooLarge);
-    }
-    Ok(())
+/// The comma-separated tokens of a header value, trimmed, empty ones skipped.
+pub(crate) fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
 }
 
-/// Whether a raw request head has a header line named `name` (lowercase, ASCII).
-fn contains_header_name(raw: &[u8], name: &[u8]) -> bool {
-    raw.split(|b| *b == b'\n').skip(1).any(|line| {
-        line.len() > name.len()
-            && line[..name.len()].eq_ignore_ascii_case(name)
-            && matches!(line[name.len()], b':' | b' ' | b'\t')
-    })
+/// A decimal number of at most 18 digits (a Content-Length, a chunk size never).
+pub(crate) fn digits(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Headers a `Connection` option cannot remove (framing and routing).
+pub(crate) fn protected(name: &[u8]) -> bool {
+    [&b"transfer-encoding"[..], b"content-length", b"host"]
+        .iter()
+        .any(|p| name.eq_ignore_ascii_case(p))
 }
 
 /// The hop-by-hop headers present: `Connection`, the headers it names, and the others
@@ -184,7 +172,8 @@ pub mod names {
     }
 }
 
-/// Generates request ids: a random per-process prefix and a counter, 24 hex digits.
+/// Generates request ids: 16 hex digits of a random per-process prefix, `-`, 15 hex digits
+/// of a counter (32 bytes). One per process, shared by both paths.
 #[derive(Debug)]
 pub struct RequestIds {
     prefix: u64,
@@ -268,40 +257,6 @@ mod tests {
             );
         }
         assert!(!removed.iter().any(|r| r == "x-kept"));
-    }
-
-    #[test]
-    fn framing_checks() {
-        let raw = |s: &'static str| move || Bytes::from_static(s.as_bytes());
-        let ok = map(&[("transfer-encoding", "chunked")]);
-        assert_eq!(
-            check_request(
-                &ok,
-                raw("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
-                1000
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            check_request(
-                &ok,
-                raw("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
-                1000
-            ),
-            Err(Reject::BadFraming)
-        );
-        let bad = map(&[("transfer-encoding", "xchunked")]);
-        assert_eq!(check_request(&bad, raw(""), 1000), Err(Reject::BadFraming));
-        let two = map(&[
-            ("transfer-encoding", "chunked"),
-            ("transfer-encoding", "chunked"),
-        ]);
-        assert_eq!(check_request(&two, raw(""), 1000), Err(Reject::BadFraming));
-        let none = map(&[]);
-        assert_eq!(
-            check_request(&none, raw("GET / HTTP/1.1\r\n\r\n"), 5),
-            Err(Reject::HeaderTooLarge)
-        );
     }
 
     #[test]

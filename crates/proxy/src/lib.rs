@@ -3,11 +3,13 @@
 //!
 //! Layout, following one request:
 //! - [`config`]: the TOML configuration ([`Config`]), validated once before anything binds;
-//! - [`server`]: our accept loop on a listener we bind ourselves (so `--listen 127.0.0.1:0`
-//!   reports the real port), the per-connection keep-alive loop with the request-head deadline,
-//!   and graceful shutdown;
-//! - [`fast`]: the HTTP/1 forwarding fast path for the common request (clean head, body
-//!   already buffered); anything else goes on to pingora's proxy below;
+//! - [`server`]: pingora's accept loop on a listener we bind ourselves (so
+//!   `--listen 127.0.0.1:0` reports the real port), the connection limit, graceful shutdown;
+//! - [`dispatch`]: each connection's keep-alive loop: every request head read within the
+//!   header deadline, checked ([`check`]: one set of RFC 9110/9112 rules for both paths,
+//!   refusals from [`answers`]), then routed;
+//! - [`fast`]: the HTTP/1 forwarding fast path for the common request (HTTP/1.1 in origin
+//!   form, any body, streamed); anything else goes on to pingora's proxy below;
 //! - [`gateway`]: pingora's `ProxyHttp` hooks: upstream choice (round-robin with TCP health
 //!   checks when there are several), the header rules of [`headers`], 502/504 answers,
 //!   metrics;
@@ -24,7 +26,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod answers;
+pub mod buffers;
+pub mod check;
 pub mod config;
+pub mod dispatch;
 pub mod fast;
 pub mod gateway;
 pub mod headers;
@@ -174,21 +180,26 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         None
     };
     let picker = Arc::new(gateway::Picker::new(&resolved, lb.clone()));
+    let ids = Arc::new(headers::RequestIds::new());
     let fast = config.fast_path.then(|| {
         Arc::new(fast::Fast::new(
             &config,
             &resolved,
             picker.clone(),
+            ids.clone(),
             metrics.clone(),
         ))
     });
-    let gateway = gateway::Gateway::new(&config, &resolved, picker, metrics.clone());
+    let gateway = gateway::Gateway::new(&config, &resolved, picker, ids, metrics.clone());
     let proxy = Arc::new(pingora::proxy::http_proxy(&conf, gateway));
     let shared = Arc::new(server::Shared {
         proxy: proxy.clone(),
         metrics: metrics.clone(),
         limits: server::ClientLimits::from_timeouts(&config.timeouts),
         fast,
+        max_header_bytes: config.max_header_bytes,
+        health_path: (!config.health_path.is_empty()).then(|| config.health_path.as_bytes().into()),
+        max_connections: config.max_connections,
     });
 
     let rt = if work_stealing {
@@ -214,7 +225,13 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
             shared: shared.clone(),
         },
     );
-    service.add_tcp(&bound.to_string());
+    // No buffers in front of the socket (pingora's default: 64 KiB for reads, 1460 bytes
+    // for writes, per connection): the dispatcher reads into buffers sized to need
+    // ([`buffers`]) and writes whole answers.
+    service.add_listener(
+        pingora::listeners::ListenerConfig::tcp(bound.to_string())
+            .l4_buffer(pingora::listeners::L4BufferSettings::unbuffered()),
+    );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let rx = shutdown_rx.clone();
     let accept = handle.spawn(async move {

@@ -1,22 +1,21 @@
 //! Connections: pingora's accept loop on a listener we bound ourselves (so port 0 works and
-//! the real address is known), our per-connection keep-alive loop with the request-head
-//! deadline, and the graceful-shutdown backlog drain (serve what the kernel already accepted).
+//! the real address is known), the connection limit, and the graceful-shutdown backlog drain
+//! (serve what the kernel already accepted). Each connection is then served by
+//! [`crate::dispatch`].
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::apps::{HttpServerApp, ServerApp};
-use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
 use pingora::proxy::HttpProxy;
 use pingora::server::ShutdownWatch;
 
 use crate::config::Timeouts;
-use crate::gateway::{ConnInfo, Gateway};
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 
 /// Client-side settings applied to every downstream HTTP/1 session.
@@ -55,9 +54,57 @@ pub struct Shared {
     pub limits: ClientLimits,
     /// The HTTP/1 fast path (`None`: every request through pingora's proxy).
     pub fast: Option<Arc<crate::fast::Fast>>,
+    /// Largest request head accepted (431 above).
+    pub max_header_bytes: usize,
+    /// The path the proxy answers itself (`None`: none).
+    pub health_path: Option<Box<[u8]>>,
+    /// Client connections served at once (one more: 503 and closed).
+    pub max_connections: usize,
 }
 
-/// pingora's per-connection hook: runs our keep-alive loop on each accepted stream.
+impl Shared {
+    /// Counts a new connection in; `false` (and not counted) when the limit is reached.
+    fn admit(&self) -> bool {
+        let gauge = &self.metrics.downstream;
+        gauge.add(1);
+        if gauge.get() > self.max_connections as i64 {
+            gauge.add(-1);
+            return false;
+        }
+        true
+    }
+
+    /// Serves one accepted connection (or refuses it, over the limit), counted in the
+    /// downstream gauge while it lasts.
+    async fn serve(
+        &self,
+        stream: pingora::protocols::Stream,
+        peer: SocketAddr,
+        shutdown: &ShutdownWatch,
+    ) {
+        if !self.admit() {
+            refuse(stream, self.limits).await;
+            return;
+        }
+        crate::dispatch::serve(stream, peer, self, shutdown).await;
+        self.metrics.downstream.add(-1);
+    }
+}
+
+/// Answers `503` to a connection over the limit and closes it, without reading its request
+/// (the answer says to try again; a reset would look like a crash to the client).
+async fn refuse(mut stream: pingora::protocols::Stream, limits: ClientLimits) {
+    use tokio::io::AsyncWriteExt;
+    let answer = crate::answers::error(503);
+    let _ = tokio::time::timeout(limits.write, async {
+        stream.write_all(&answer).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// pingora's per-connection hook: serves each accepted stream.
 /// Hosted by pingora's listening service, which sizes the stream's buffers on accept.
 pub struct ConnApp {
     /// State shared by all connections.
@@ -75,10 +122,7 @@ impl ServerApp for ConnApp {
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()))
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let metrics = &self.shared.metrics;
-        metrics.downstream.add(1);
-        crate::fast::serve(stream, peer, &self.shared, shutdown).await;
-        metrics.downstream.add(-1);
+        self.shared.serve(stream, peer, shutdown).await;
         None
     }
 
@@ -111,66 +155,13 @@ pub async fn drain_backlog(
             stream.set_socket_digest(digest);
             let shared = shared.clone();
             let shutdown = shutdown.clone();
-            shared.metrics.downstream.add(1);
             tasks.push(tokio::spawn(async move {
-                crate::fast::serve(Box::new(stream), peer, &shared, &shutdown).await;
-                shared.metrics.downstream.add(-1);
+                shared.serve(Box::new(stream), peer, &shutdown).await;
             }));
         }
     }
     drop(listener);
     for t in tasks {
         let _ = t.await;
-    }
-}
-
-/// Serves one client connection through pingora's HTTP proxy: HTTP/1 requests one after
-/// another while it is kept alive.
-pub(crate) async fn serve_conn(
-    stream: pingora::protocols::Stream,
-    peer: SocketAddr,
-    shared: &Shared,
-    shutdown: &ShutdownWatch,
-) {
-    let limits = shared.limits;
-    let conn = Arc::new(ConnInfo::new(peer));
-    let mut session = ServerSession::new_http1(stream);
-    session.set_keepalive(if *shutdown.borrow() {
-        None
-    } else {
-        Some(limits.idle_secs)
-    });
-    let mut deadline = limits.header;
-    // One timer for the connection, re-armed per request (cheaper than a new one each time).
-    let sleep = tokio::time::sleep(deadline);
-    tokio::pin!(sleep);
-    loop {
-        session.set_read_timeout(Some(limits.read));
-        session.set_write_timeout(Some(limits.write));
-        conn.head_read.store(false, Ordering::Relaxed);
-        session.set_connection_user_context(Some(Box::new(conn.clone())));
-        let fut = shared.proxy.process_new_http(session, shutdown);
-        tokio::pin!(fut);
-        sleep.as_mut().reset(tokio::time::Instant::now() + deadline);
-        let reused = tokio::select! {
-            biased;
-            r = &mut fut => r,
-            _ = &mut sleep => {
-                if conn.head_read.load(Ordering::Acquire) {
-                    fut.await
-                } else {
-                    // The head did not arrive in time: drop the connection.
-                    None
-                }
-            }
-        };
-        let Some(reused) = reused else { return };
-        let (stream, settings) = reused.consume();
-        session = ServerSession::new_http1(stream);
-        if let Some(settings) = settings {
-            settings.apply_to_session(&mut session);
-        }
-        // On a kept-alive connection the wait for the next request is part of the deadline.
-        deadline = limits.header + Duration::from_secs(limits.idle_secs);
     }
 }

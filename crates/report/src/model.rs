@@ -1,5 +1,9 @@
 //! The results model: what one bench run measured, serialised as `results.json`.
 //!
+//! Over 600 lines on purpose: every type of `results.json` in one file, each beside the
+//! types it nests in, so the model reads as the schema does and the two are compared in
+//! one place.
+//!
 //! The shape is versioned ([`SCHEMA_VERSION`]) and described by the committed JSON
 //! Schema `bench/schema/results.schema.json`; a test validates real output against
 //! it. Add fields freely (readers ignore unknown ones); renaming or removing one

@@ -64,6 +64,9 @@ pub fn table(results: &Results) -> Table {
     t
 }
 
+/// One charted quantity of a summary row.
+type Metric = fn(&SummaryRow) -> crate::model::Estimate;
+
 /// Added CPU per request and added p50 by shape, one bar per compared topology.
 pub fn charts(results: &Results) -> String {
     let topologies: Vec<String> = results
@@ -73,7 +76,7 @@ pub fn charts(results: &Results) -> String {
         .unwrap_or_default();
     let categories: Vec<String> = results.shapes.iter().map(|s| s.name.clone()).collect();
     let mut out = String::from("<div class=\"grid\">\n");
-    let metrics: [(&str, &str, fn(&SummaryRow) -> crate::model::Estimate); 2] = [
+    let metrics: [(&str, &str, Metric); 2] = [
         (
             "Added CPU per request, by shape",
             "CPU µs / request",

@@ -1,6 +1,9 @@
 //! Small hand-written SVG charts: line charts on linear, log or "nines" axes, and
 //! grouped bar charts with confidence whiskers.
 //!
+//! About 635 lines of code and 60 of tests: one renderer; axes, ticks and marks share
+//! the same scales and are kept together.
+//!
 //! Hand-written rather than `plotters`: plotters' SVG backend needs a font crate to
 //! measure text (and reads system fonts with its default features), while the browser
 //! lays out `<text>` itself. The output is inline SVG for an HTML5 page (no

@@ -7,25 +7,15 @@ use report::model::{Results, SCHEMA_VERSION};
 use serde_json::{json, Value};
 
 fn schema() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../bench/schema/results.schema.json"
-    );
-    let text = std::fs::read_to_string(path).expect("read the committed schema");
-    serde_json::from_str(&text).expect("the schema is JSON")
+    testkit::schema::results_schema()
 }
 
 fn errors_against(schema: &Value, instance: &Value) -> Vec<String> {
-    let validator =
-        jsonschema::validator_for(schema).expect("the schema is a valid draft 2020-12 schema");
-    validator
-        .iter_errors(instance)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect()
+    testkit::schema::errors_against(schema, instance)
 }
 
 fn errors(instance: &Value) -> Vec<String> {
-    errors_against(&schema(), instance)
+    testkit::schema::results_errors(instance)
 }
 
 fn realistic() -> Results {
@@ -64,13 +54,7 @@ fn full() -> Results {
 }
 
 fn assert_valid(r: &Results) {
-    let v = serde_json::to_value(r).unwrap();
-    let errs = errors(&v);
-    assert!(
-        errs.is_empty(),
-        "results.json does not match the schema:\n{}",
-        errs.join("\n")
-    );
+    testkit::schema::assert_valid_results(&serde_json::to_value(r).unwrap());
 }
 
 #[test]

@@ -1,5 +1,9 @@
 //! DogStatsD emission shared by the TinyFish app and proxy.
 //!
+//! About 820 lines of code and 90 of tests, in one file on purpose: the crate is one
+//! small public surface (environment, client, metric handles, names, the buffered
+//! distributions) and its documentation reads as one page.
+//!
 //! This crate is the one place that knows:
 //! - the Datadog conventions for finding the agent ([`DatadogEnv`]: `DD_AGENT_HOST`,
 //!   `DD_DOGSTATSD_PORT`, `DD_DOGSTATSD_URL`) and for unified service tagging
@@ -68,7 +72,7 @@ pub mod names {
     pub const PROXY_UPSTREAM_DURATION: &str = "tinyfish.proxy.upstream.duration";
     /// Upstream failures (count; tag `kind`: connect, timeout, reset, protocol, …).
     pub const PROXY_UPSTREAM_ERRORS: &str = "tinyfish.proxy.upstream.errors";
-    /// Connections (gauge; tag `side`: downstream, upstream_pooled).
+    /// Connections (gauge; tag `side`: downstream, upstream_active).
     pub const PROXY_CONNECTIONS: &str = "tinyfish.proxy.connections";
     /// Upstream connections by reuse (count; tag `reused`: true, false).
     pub const PROXY_UPSTREAM_CONNECTIONS: &str = "tinyfish.proxy.upstream.connections";
@@ -151,6 +155,8 @@ pub struct DatadogEnv {
 
 impl DatadogEnv {
     /// Reads the variables from the process environment. Call once, in `main`.
+    // clippy.toml: the one place the Datadog variables are read; main passes them down.
+    #[allow(clippy::disallowed_methods)]
     pub fn from_process_env() -> Self {
         Self::from_vars(std::env::vars())
     }

@@ -1,46 +1,32 @@
-//! What leaves the process: a real UDP (and Unix datagram) listener receives the
-//! DogStatsD lines; a dead or unresolvable agent never errors or blocks.
+//! What leaves the process: a real UDP (and Unix datagram) DogStatsD sink receives the
+//! lines; a dead or unresolvable agent never errors or blocks. Values are recorded as the
+//! app and the proxy record them: counters, gauges and distribution handles created once.
 
-use std::net::UdpSocket;
-use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use telemetry::{names, DatadogEnv, Target, Telemetry};
-
-const WAIT: Duration = Duration::from_secs(15);
+use testkit::{scaled, Sink};
 
 fn env(pairs: &[(&str, String)]) -> DatadogEnv {
     DatadogEnv::from_vars(pairs.iter().map(|(k, v)| (*k, v.clone())))
 }
 
-/// Reads datagrams until every one of `wanted` has been seen as a line (or `WAIT` passes);
-/// returns all lines received.
-fn receive_until(recv: impl Fn(&mut [u8]) -> Option<usize>, wanted: &[&str]) -> Vec<String> {
-    let deadline = Instant::now() + WAIT;
-    let mut lines = Vec::new();
-    let mut buf = vec![0u8; 65_536];
-    while Instant::now() < deadline && !wanted.iter().all(|w| lines.iter().any(|l: &String| l == w))
-    {
-        if let Some(n) = recv(&mut buf) {
-            let text = String::from_utf8(buf[..n].to_vec()).expect("UTF-8 datagram");
-            lines.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
-        }
+/// Waits for each of `wanted`, exactly, among the sink's lines.
+fn expect_lines(sink: &Sink, wanted: &[&str]) {
+    for want in wanted {
+        assert!(
+            sink.wait_for_line(|l| l == *want).is_some(),
+            "missing {want:?} in {:#?}",
+            sink.lines()
+        );
     }
-    lines
-}
-
-fn udp_listener() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    s
 }
 
 #[test]
 fn counts_distributions_and_gauges_arrive_with_unified_tags() {
-    let listener = udp_listener();
-    let port = listener.local_addr().unwrap().port();
+    let sink = testkit::dogstatsd();
+    let port = sink.addr().port();
     let t = Telemetry::start(
         &env(&[
             ("DD_AGENT_HOST", "127.0.0.1".into()),
@@ -67,66 +53,74 @@ fn counts_distributions_and_gauges_arrive_with_unified_tags() {
     c.add(4);
     let g = t.gauge(names::APP_INFLIGHT, &[]);
     g.set(7);
-    t.distribution(names::APP_REQUEST_DURATION, 0.25, &[("route", "/")]);
+    let d = t.distribution_handle(names::APP_REQUEST_DURATION, &[("route", "/")]);
+    d.record(0.25);
     t.flush();
 
     let tags = "env:test,service:svc,version:1.0.0";
-    let count = format!("tinyfish.app.requests:5|c|#{tags},route:/,status_class:2xx");
-    let gauge = format!("tinyfish.app.inflight:7|g|#{tags}");
-    let dist = format!("tinyfish.app.request.duration:0.25|d|#{tags},route:/");
-    let lines = receive_until(|b| listener.recv(b).ok(), &[&count, &gauge, &dist]);
-    for want in [&count, &gauge, &dist] {
-        assert!(lines.contains(want), "missing {want:?} in {lines:#?}");
-    }
+    expect_lines(
+        &sink,
+        &[
+            &format!("tinyfish.app.requests:5|c|#{tags},route:/,status_class:2xx"),
+            &format!("tinyfish.app.inflight:7|g|#{tags}"),
+            &format!("tinyfish.app.request.duration:0.25|d|#{tags},route:/"),
+        ],
+    );
+    sink.assert_well_formed();
     assert_eq!(t.dropped(), 0);
 }
 
 #[test]
+fn unbuffered_distribution_values_arrive_too() {
+    // `Telemetry::distribution`, for occasional values off the request path.
+    let sink = testkit::dogstatsd();
+    let t = Telemetry::start(&sink.datadog_env(&[]), "svc").unwrap();
+    t.distribution("rare.duration", 12.5, &[("k", "v")]);
+    t.flush();
+    expect_lines(&sink, &["rare.duration:12.5|d|#service:svc,k:v"]);
+}
+
+#[test]
 fn service_tag_defaults_and_unset_tags_are_left_out() {
-    let listener = udp_listener();
-    let url = format!("udp://{}", listener.local_addr().unwrap());
-    let t = Telemetry::start(&env(&[("DD_DOGSTATSD_URL", url)]), "default-svc").unwrap();
+    let sink = testkit::dogstatsd();
+    let t = Telemetry::start(
+        &env(&[("DD_DOGSTATSD_URL", format!("udp://{}", sink.addr()))]),
+        "default-svc",
+    )
+    .unwrap();
     t.counter("x.count", &[]).incr();
     t.flush();
-    let lines = receive_until(
-        |b| listener.recv(b).ok(),
-        &["x.count:1|c|#service:default-svc"],
-    );
-    assert!(
-        lines.contains(&"x.count:1|c|#service:default-svc".to_owned()),
-        "{lines:#?}"
-    );
+    expect_lines(&sink, &["x.count:1|c|#service:default-svc"]);
 }
 
 #[test]
 fn counters_are_sent_once_per_increment_not_repeated() {
-    let listener = udp_listener();
-    let port = listener.local_addr().unwrap().port();
-    let t = Telemetry::start(
-        &env(&[
-            ("DD_AGENT_HOST", "127.0.0.1".into()),
-            ("DD_DOGSTATSD_PORT", port.to_string()),
-        ]),
-        "svc",
-    )
-    .unwrap();
+    let sink = testkit::dogstatsd();
+    let t = Telemetry::start(&sink.datadog_env(&[]), "svc").unwrap();
     let c = t.counter("once.count", &[]);
+    // Sent by every full flush: shows the flushes that happened.
+    t.gauge("once.beat", &[]).set(1);
     c.add(3);
     t.flush();
     t.flush();
-    let mut lines = receive_until(|b| listener.recv(b).ok(), &["once.count:3|c|#service:svc"]);
-    // Give a repeat (a bug) time to show up: two more flush intervals.
-    let until = Instant::now() + Duration::from_millis(2500);
-    let mut buf = vec![0u8; 65_536];
-    while Instant::now() < until {
-        if let Ok(n) = listener.recv(&mut buf) {
-            lines.extend(
-                String::from_utf8_lossy(&buf[..n])
-                    .lines()
-                    .map(str::to_owned),
-            );
-        }
-    }
+    expect_lines(&sink, &["once.count:3|c|#service:svc"]);
+    // Give a repeat (a bug) the chance to show up: two more flushes after the count.
+    let beats_after_the_count = || {
+        let lines = sink.lines();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("once.count:"))
+            .unwrap();
+        lines[at..]
+            .iter()
+            .filter(|l| l.starts_with("once.beat:"))
+            .count()
+    };
+    // (the count's own flush, the second explicit one, then two of the flusher's own)
+    testkit::eventually("two periodic flushes after the count", || {
+        beats_after_the_count() >= 4
+    });
+    let lines = sink.lines();
     let sent: Vec<_> = lines
         .iter()
         .filter(|l| l.starts_with("once.count:"))
@@ -134,9 +128,23 @@ fn counters_are_sent_once_per_increment_not_repeated() {
     assert_eq!(sent, vec!["once.count:3|c|#service:svc"], "{lines:#?}");
 }
 
+/// Records `n` values the way the app does: a counter per request and a distribution
+/// handle's `record`, then flushes; returns how long that took.
+fn record_like_the_app(t: &Telemetry, n: u32) -> Duration {
+    let c = t.counter("failing.count", &[("route", "/")]);
+    let d = t.distribution_handle("failing.duration", &[("route", "/")]);
+    let start = Instant::now();
+    for i in 0..n {
+        c.incr();
+        d.record(f64::from(i % 100) / 10.0);
+    }
+    t.flush();
+    start.elapsed()
+}
+
 #[test]
 fn a_dead_agent_port_never_errors_or_blocks() {
-    let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = dead.local_addr().unwrap().port();
     drop(dead);
     let t = Telemetry::start(
@@ -147,23 +155,10 @@ fn a_dead_agent_port_never_errors_or_blocks() {
         "svc",
     )
     .unwrap();
-    let c = t.counter("dead.count", &[]);
-    let start = Instant::now();
-    for i in 0..50_000u32 {
-        c.incr();
-        t.distribution(
-            "dead.duration",
-            f64::from(i % 100) / 10.0,
-            &[("route", "/")],
-        );
-    }
-    t.flush();
-    // 50k sends that blocked even 100 µs each would take 5 s.
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        start.elapsed()
-    );
+    let took = record_like_the_app(&t, 50_000);
+    // Recording is a buffer push and flushing a queue hand-off: 50k requests' worth in
+    // well under the time a blocking send per request would take.
+    assert!(took < scaled(Duration::from_secs(3)), "{took:?}");
 }
 
 #[test]
@@ -175,20 +170,10 @@ fn an_absent_unix_socket_drops_and_counts_instead_of_blocking() {
         "svc",
     )
     .unwrap();
-    let start = Instant::now();
-    for i in 0..100_000u32 {
-        t.distribution("full.duration", f64::from(i), &[]);
-    }
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
-    let deadline = Instant::now() + WAIT;
-    while t.dropped() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(t.dropped() > 0, "failed sends were not counted");
+    // Fewer values than a distribution buffer holds: what is dropped is what failed to send.
+    let took = record_like_the_app(&t, 10_000);
+    assert!(took < scaled(Duration::from_secs(5)), "{took:?}");
+    testkit::eventually("failed sends to be counted as dropped", || t.dropped() > 0);
 }
 
 #[test]
@@ -204,23 +189,11 @@ fn an_unresolvable_agent_host_is_not_fatal_and_does_not_block() {
         "{}",
         t.describe()
     );
-    let c = t.counter("nores.count", &[]);
-    let start = Instant::now();
-    for _ in 0..10_000 {
-        c.incr();
-        t.distribution("nores.duration", 1.0, &[]);
-    }
-    t.flush();
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        start.elapsed()
-    );
-    let deadline = Instant::now() + WAIT;
-    while t.dropped() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(t.dropped() > 0, "unsendable metrics were not counted");
+    let took = record_like_the_app(&t, 10_000);
+    assert!(took < scaled(Duration::from_secs(3)), "{took:?}");
+    testkit::eventually("unsendable metrics to be counted as dropped", || {
+        t.dropped() > 0
+    });
 }
 
 fn temp_path(tag: &str) -> PathBuf {
@@ -237,28 +210,19 @@ fn temp_path(tag: &str) -> PathBuf {
 #[test]
 fn unix_datagram_url_delivers_lines() {
     let path = temp_path("dsd");
-    let listener = UnixDatagram::bind(&path).unwrap();
-    listener
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let t = Telemetry::start(
-        &env(&[
-            ("DD_DOGSTATSD_URL", format!("unix://{}", path.display())),
-            ("DD_ENV", "uds".into()),
-        ]),
-        "svc",
-    )
-    .unwrap();
+    let sink = Sink::unix(&path);
+    let t = Telemetry::start(&sink.datadog_env(&[("DD_ENV", "uds")]), "svc").unwrap();
     assert_eq!(t.target(), &Target::Unix(path.clone()));
     t.counter("uds.count", &[("k", "v")]).add(2);
-    t.distribution("uds.duration", 1.5, &[]);
+    t.distribution_handle("uds.duration", &[]).record(1.5);
     t.flush();
-    let count = "uds.count:2|c|#env:uds,service:svc,k:v";
-    let dist = "uds.duration:1.5|d|#env:uds,service:svc";
-    let lines = receive_until(|b| listener.recv(b).ok(), &[count, dist]);
-    let _ = std::fs::remove_file(&path);
-    assert!(lines.iter().any(|l| l == count), "{lines:#?}");
-    assert!(lines.iter().any(|l| l == dist), "{lines:#?}");
+    expect_lines(
+        &sink,
+        &[
+            "uds.count:2|c|#env:uds,service:svc,k:v",
+            "uds.duration:1.5|d|#env:uds,service:svc",
+        ],
+    );
 }
 
 #[test]
@@ -267,24 +231,15 @@ fn metrics_off_sends_nothing_and_costs_nothing() {
     assert!(!t.is_enabled());
     assert_eq!(t.target(), &Target::Off);
     t.counter("off.count", &[]).incr();
-    t.distribution("off.duration", 1.0, &[]);
+    t.distribution_handle("off.duration", &[]).record(1.0);
     t.flush();
     assert_eq!(t.dropped(), 0);
 }
 
 #[test]
 fn buffered_distributions_arrive_packed_with_every_value() {
-    let listener = udp_listener();
-    let port = listener.local_addr().unwrap().port();
-    let t = Telemetry::start(
-        &env(&[
-            ("DD_AGENT_HOST", "127.0.0.1".into()),
-            ("DD_DOGSTATSD_PORT", port.to_string()),
-            ("DD_SERVICE", "svc".into()),
-        ]),
-        "default-svc",
-    )
-    .unwrap();
+    let sink = testkit::dogstatsd();
+    let t = Telemetry::start(&sink.datadog_env(&[("DD_SERVICE", "svc")]), "default-svc").unwrap();
     let d = t.distribution_handle(names::APP_REQUEST_DURATION, &[("route", "/")]);
     // More values than fit one line, from two threads (two buffer shards).
     let values: Vec<f64> = (0..250).map(|i| f64::from(i) / 100.0).collect();
@@ -296,20 +251,12 @@ fn buffered_distributions_arrive_packed_with_every_value() {
     values[..125].iter().for_each(|v| d.record(*v));
     t.flush();
 
-    let deadline = Instant::now() + WAIT;
     let mut got: Vec<f64> = Vec::new();
     let mut lines = 0;
-    let mut buf = vec![0u8; 65_536];
-    while got.len() < values.len() && Instant::now() < deadline {
-        let Ok(n) = listener.recv(&mut buf) else {
-            continue;
-        };
-        for line in std::str::from_utf8(&buf[..n]).unwrap().lines() {
-            assert!(line.len() <= telemetry::UDP_MAX_PAYLOAD, "{line}");
-            let (name, rest) = line.split_once(':').unwrap();
-            if name != names::APP_REQUEST_DURATION {
-                continue;
-            }
+    sink.wait_for_line(|line| {
+        assert!(line.len() <= telemetry::UDP_MAX_PAYLOAD, "{line}");
+        let (name, rest) = line.split_once(':').unwrap();
+        if name == names::APP_REQUEST_DURATION {
             let (vals, tail) = rest.split_once('|').unwrap();
             assert!(
                 tail.starts_with("d|#") && tail.contains("route:/") && tail.contains("service:svc"),
@@ -318,7 +265,8 @@ fn buffered_distributions_arrive_packed_with_every_value() {
             got.extend(vals.split(':').map(|v| v.parse::<f64>().unwrap()));
             lines += 1;
         }
-    }
+        got.len() >= values.len()
+    });
     got.sort_by(f64::total_cmp);
     assert_eq!(got, values, "every value arrives exactly once");
     assert!(

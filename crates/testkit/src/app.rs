@@ -1,4 +1,7 @@
-//! [`App`]: `app::serve` on 127.0.0.1:0 in a background thread with its own runtime.
+//! [`App`]: `app::serve` on 127.0.0.1:0 in a background thread with its own
+//! single-threaded runtime, from `testkit::app()…start()`; stopped on drop.
+//! [`wait_in_flight`] observes, through the app's own in-flight gauge, that a request has
+//! reached the app's handler (rather than sleeping and hoping it has).
 
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
@@ -8,42 +11,60 @@ use app::ServeConfig;
 use telemetry::Telemetry;
 use tokio::sync::oneshot;
 
-/// A running app; shuts down (grace [`App::GRACE`]) and joins its thread on drop.
-#[derive(Debug)]
-pub struct App {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+use crate::dogstatsd::Sink;
+use crate::patience::wait;
+use crate::Listening;
+
+/// Grace period of apps started here: short, so dropping one never stalls a test.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// Says how to start an app: `testkit::app()`.
+#[derive(Debug, Clone)]
+pub struct AppBuilder {
+    config: ServeConfig,
+    telemetry: Telemetry,
 }
 
-impl App {
-    /// Grace period of apps started here: short, so dropping one never stalls a test.
-    pub const GRACE: Duration = Duration::from_secs(2);
+/// An app with metrics off and a [`GRACE`] grace period, to be started.
+pub fn app() -> AppBuilder {
+    AppBuilder {
+        config: ServeConfig {
+            grace: GRACE,
+            ..ServeConfig::default()
+        },
+        telemetry: Telemetry::off(),
+    }
+}
 
-    /// Starts the app with metrics off.
-    pub fn start() -> App {
-        App::start_with(Telemetry::off())
+impl AppBuilder {
+    /// Sends metrics through `telemetry` (keep a clone to `flush` it).
+    pub fn telemetry(mut self, telemetry: Telemetry) -> AppBuilder {
+        self.telemetry = telemetry;
+        self
     }
 
-    /// Starts the app sending metrics through `telemetry`.
-    pub fn start_with(telemetry: Telemetry) -> App {
-        App::start_with_config(
-            ServeConfig {
-                grace: App::GRACE,
-                ..ServeConfig::default()
-            },
-            telemetry,
-        )
+    /// Sends metrics to `sink`, tagged with `tags` (`("DD_ENV", "test")`, …).
+    pub fn metrics_to(self, sink: &Sink, tags: &[(&str, &str)]) -> AppBuilder {
+        let telemetry = Telemetry::start(&sink.datadog_env(tags), app::DEFAULT_SERVICE)
+            .expect("telemetry for a test sink");
+        self.telemetry(telemetry)
     }
 
-    /// Starts the app with a chosen [`ServeConfig`] (e.g. a small `echo_max_bytes`).
-    ///
-    /// Panics when the socket or the thread cannot be created: a test cannot go on.
-    pub fn start_with_config(config: ServeConfig, telemetry: Telemetry) -> App {
+    /// Serves with `config` (e.g. a small `echo_max_bytes`).
+    pub fn config(mut self, config: ServeConfig) -> AppBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Binds 127.0.0.1:0 and serves. Panics when the socket or the thread cannot be
+    /// created: a test cannot go on.
+    pub fn start(self) -> App {
+        let AppBuilder { config, telemetry } = self;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local_addr");
         listener.set_nonblocking(true).expect("set_nonblocking");
         let (stop, stopped) = oneshot::channel::<()>();
+        let t = telemetry.clone();
         let thread = std::thread::Builder::new()
             .name(format!("testkit-app-{}", addr.port()))
             .spawn(move || {
@@ -57,19 +78,32 @@ impl App {
                     let shutdown = async {
                         let _ = stopped.await;
                     };
-                    app::serve(listener, config, telemetry, shutdown)
+                    app::serve(listener, config, t, shutdown)
                         .await
                         .expect("app::serve");
                 });
             })
-            .expect("spawn app thread");
+            .expect("spawn the app thread");
         App {
             addr,
+            telemetry,
             stop: Some(stop),
             thread: Some(thread),
         }
     }
+}
 
+/// A running app; shuts down (grace [`GRACE`] unless configured) and joins its thread on
+/// drop.
+#[derive(Debug)]
+pub struct App {
+    addr: SocketAddr,
+    telemetry: Telemetry,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl App {
     /// The address the app listens on (127.0.0.1, a free port).
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -80,7 +114,12 @@ impl App {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Asks the app to stop and waits for it (requests in flight get [`App::GRACE`]).
+    /// Its metrics handle (off unless started with some).
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// Asks the app to stop and waits for it (requests in flight get the grace period).
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
@@ -102,4 +141,26 @@ impl Drop for App {
     fn drop(&mut self) {
         self.stop_and_join();
     }
+}
+
+impl Listening for App {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Waits until an app whose metrics go through `telemetry` to `sink` reports `n` requests
+/// in flight (`tinyfish.app.inflight`), flushing `telemetry` while it waits. The gauge
+/// rises when a request reaches the handler: this is how a test knows a request was
+/// accepted and is being handled. For an app in another process, wait on the sink alone
+/// (its own flusher sends the gauge every second).
+pub fn wait_in_flight(sink: &Sink, telemetry: &Telemetry, n: i64) {
+    wait(format!("{n} request(s) in flight at the app"))
+        .every(Duration::from_millis(50))
+        .until(|| {
+            telemetry.flush();
+            sink.metrics()
+                .iter()
+                .any(|m| m.name == telemetry::names::APP_INFLIGHT && m.value == n as f64)
+        });
 }

@@ -186,6 +186,7 @@ async fn respond(stream: &mut TcpStream, shared: &Shared, i: u64) -> bool {
             };
             if let Some(until) = until {
                 if now < until {
+                    // The scenario: the whole server freezes (every connection waits).
                     tokio::time::sleep_until(until.into()).await;
                 }
             }

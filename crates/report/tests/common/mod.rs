@@ -1,5 +1,8 @@
 //! Deterministic synthetic results for the tests and the examples.
 //!
+//! Kept in one file (over 600 lines) on purpose: the trial order, the noise and the
+//! finishing steps below mirror the bench's run step by step and change together.
+//!
 //! [`Fake`] records a run the way the bench does (`bench/src/run.rs`, `bench/src/plan.rs`):
 //! rounds of interleaved trials, the baseline first and, when it runs twice (A/A), last
 //! as well, every other round in reverse order, and every rate of a slot back to back.

@@ -1,0 +1,343 @@
+//! One client connection: every request head read, checked and routed here, one after
+//! another while the connection is kept alive.
+//!
+//! For each request the dispatcher reads until the head is complete (within the client
+//! header deadline; on a kept-alive connection the idle wait counts too), parses it once,
+//! checks it ([`crate::check`]: refusals are answered here, the same for both paths), and
+//! hands the request to one of:
+//!
+//! - the proxy's health path, answered here;
+//! - the fast path ([`crate::fast`]) for an HTTP/1.1 request without `Expect` or an
+//!   upgrade (any target form it accepts, any body); it returns when the response is
+//!   relayed;
+//! - pingora's HTTP proxy ([`crate::gateway`]) for anything else (`Expect: 100-continue`,
+//!   HTTP/1.0, upgrades): the bytes already read are put back into the stream, pingora
+//!   serves that one request, and the connection comes back here.
+//!
+//! Nothing calls back up: each path returns whether the connection goes on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pingora::apps::HttpServerApp;
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::server::ShutdownWatch;
+use tokio::io::AsyncWriteExt;
+
+use crate::answers;
+use crate::buffers;
+use crate::check::{self, MAX_HEADERS};
+use crate::fast::relay::{self, Conn};
+use crate::fast::request;
+use crate::gateway::ConnInfo;
+use crate::server::Shared;
+
+/// Where a request goes.
+enum Route {
+    Refuse(u16),
+    Health {
+        head: bool,
+        close: bool,
+    },
+    Fast(request::Request),
+    /// To pingora's proxy: the head's length and checks.
+    Pingora(usize, check::Checked),
+}
+
+/// Serves one client connection until it closes, fails or the proxy shuts down.
+pub async fn serve(
+    stream: pingora::protocols::Stream,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: &ShutdownWatch,
+) {
+    if !stream.as_any().is::<L4Stream>() {
+        return pingora_only(stream, peer, shared, shutdown).await;
+    }
+    let Ok(mut io) = stream.into_any().downcast::<L4Stream>() else {
+        return;
+    };
+    let limits = shared.limits;
+    let info = Arc::new(ConnInfo::new(peer, true));
+    let mut conn = Conn {
+        client_ip: peer.ip().to_string().into_bytes().into(),
+        buf: Vec::new(),
+        out: Vec::new(),
+    };
+    let mut shutdown = shutdown.clone();
+    let mut deadline = tokio::time::Instant::now() + limits.header;
+    let mut first = true;
+    loop {
+        let route = loop {
+            if let Some(route) = route(&mut conn, shared) {
+                break route;
+            }
+            let idle = conn.buf.is_empty() && !first;
+            if idle && *shutdown.borrow() {
+                return;
+            }
+            // A partial head waits in a buffer of about its size (a slow client costs what
+            // it sent; growth stays amortized).
+            if conn.buf.capacity() > 2 * conn.buf.len() + 512 {
+                conn.buf.shrink_to(conn.buf.len());
+            }
+            let read =
+                tokio::time::timeout_at(deadline, buffers::read_into(&mut *io, &mut conn.buf));
+            let n = if idle {
+                tokio::select! {
+                    biased;
+                    r = read => r,
+                    _ = shutdown.changed() => return,
+                }
+            } else {
+                read.await
+            };
+            match n {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+                // The head did not arrive in time: drop the connection.
+                Err(_) => return,
+            }
+        };
+        first = false;
+        let start = Instant::now();
+        let keep = match route {
+            Route::Refuse(status) => {
+                let _ = relay::write_client(&mut io, &answers::error(status), limits).await;
+                shared
+                    .metrics
+                    .request(status, None, ms(start.elapsed()), None);
+                false
+            }
+            Route::Health { head, close } => {
+                let close = close || *shutdown.borrow();
+                let ok = relay::write_client(&mut io, answers::health(close, head), limits).await;
+                shared
+                    .metrics
+                    .request(if ok { 200 } else { 0 }, None, ms(start.elapsed()), None);
+                let used = head_len(&conn.buf).unwrap_or(conn.buf.len());
+                conn.buf.drain(..used);
+                ok && !close
+            }
+            Route::Fast(request) => {
+                let close = request.close || *shutdown.borrow();
+                let Some(fast) = shared.fast.as_deref() else {
+                    return;
+                };
+                // Boxed: the relay's state exists only while a request is in flight, not
+                // in every waiting connection's task.
+                Box::pin(relay::forward(
+                    fast, &mut conn, &mut io, request, close, limits, start,
+                ))
+                .await
+                    && !close
+            }
+            Route::Pingora(head_len, checked) => {
+                // Pingora gets this one request's bytes (in origin form); what the client
+                // pipelined after it stays here for the next round.
+                let (bytes, used) = for_pingora(&conn.buf, head_len, checked);
+                conn.buf.drain(..used);
+                let back = pingora_one(io, &bytes, &info, shared, &shutdown).await;
+                match back {
+                    Some(back) => {
+                        io = back;
+                        true
+                    }
+                    None => return,
+                }
+            }
+        };
+        if !keep {
+            let _ = tokio::time::timeout(limits.write, io.shutdown()).await;
+            return;
+        }
+        // Memory: a connection waiting for its next request holds no buffer (unless the
+        // client already sent part of it).
+        buffers::give_back(&mut conn.out);
+        if conn.buf.is_empty() {
+            buffers::give_back(&mut conn.buf);
+        }
+        // On a kept-alive connection the wait for the next request is part of the deadline.
+        deadline =
+            tokio::time::Instant::now() + limits.header + Duration::from_secs(limits.idle_secs);
+    }
+}
+
+/// The length of the complete head at the start of `buf`, if there is one.
+fn head_len(buf: &[u8]) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::Request::new(&mut headers).parse(buf) {
+        Ok(httparse::Status::Complete(n)) => Some(n),
+        _ => None,
+    }
+}
+
+/// Parses and checks the head at the start of `conn.buf`: where it goes, or `None` while
+/// it is incomplete. A fast-path request's upstream head is left in `conn.out`.
+fn route(conn: &mut Conn, shared: &Shared) -> Option<Route> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let n = match req.parse(&conn.buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if conn.buf.len() <= shared.max_header_bytes => return None,
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+            return Some(Route::Refuse(431))
+        }
+        // Not corrected and forwarded: refused (RFC 9112 §3: a server SHOULD NOT correct).
+        Err(_) => return Some(Route::Refuse(400)),
+    };
+    let checked = match check::check(&conn.buf[..n], &req, shared.max_header_bytes) {
+        Ok(c) => c,
+        Err(reject) => return Some(Route::Refuse(reject.status())),
+    };
+    if let (Some(health), Some(path)) = (&shared.health_path, req.path) {
+        let path = path.as_bytes();
+        let end = path.iter().position(|b| *b == b'?').unwrap_or(path.len());
+        if path[..end] == **health && checked.body == check::BodyFraming::None {
+            let close = req.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("connection")
+                    && crate::headers::tokens(h.value).any(|t| t.eq_ignore_ascii_case(b"close"))
+            }) || req.version == Some(0);
+            return Some(Route::Health {
+                head: req.method == Some("HEAD"),
+                close,
+            });
+        }
+    }
+    let Some(fast) = shared.fast.as_deref() else {
+        return Some(Route::Pingora(n, checked));
+    };
+    let line_end = conn.buf.iter().position(|b| *b == b'\n').unwrap_or(n);
+    if conn.out.capacity() == 0 {
+        conn.out = buffers::head();
+    }
+    match request::prepare(
+        &req,
+        &conn.buf[..line_end],
+        n,
+        checked,
+        fast.forwarded,
+        &fast.ids,
+        &conn.client_ip,
+        &mut conn.out,
+    ) {
+        Some(r) => Some(Route::Fast(r)),
+        None => Some(Route::Pingora(n, checked)),
+    }
+}
+
+/// The bytes of one request for pingora's proxy, and how many of `buf` they use: the head
+/// (an absolute-form target turned into origin form with its authority as Host, as the
+/// fast path sends it: pingora itself would refuse a Host that differs) and as much of its
+/// body as is here, never bytes after the body (a pipelined request, which pingora would
+/// drop).
+fn for_pingora(buf: &[u8], head_len: usize, checked: check::Checked) -> (Vec<u8>, usize) {
+    let avail = &buf[head_len..];
+    let body = match checked.body {
+        check::BodyFraming::None => 0,
+        check::BodyFraming::Length(n) => avail.len().min(usize::try_from(n).unwrap_or(usize::MAX)),
+        check::BodyFraming::Chunked => {
+            let mut scan = crate::fast::response::ChunkScan::default();
+            // Malformed chunks: all of it, for pingora to refuse.
+            scan.feed(avail).unwrap_or(avail.len())
+        }
+    };
+    let used = head_len + body;
+    let head = &buf[..head_len];
+    let line_end = head
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(head_len, |i| i + 1);
+    let absolute = match checked.form {
+        check::TargetForm::Absolute => check::absolute(&head[..line_end]),
+        _ => None,
+    };
+    let Some((authority, rest)) = absolute else {
+        return (buf[..used].to_vec(), used);
+    };
+    let line = &head[..line_end];
+    let mut parts = line.splitn(3, |b| *b == b' ');
+    let (method, _, version) = (parts.next().unwrap_or(b"GET"), parts.next(), parts.next());
+    let mut out = Vec::with_capacity(used + 16);
+    out.extend_from_slice(method);
+    out.push(b' ');
+    if !rest.starts_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(rest);
+    out.push(b' ');
+    out.extend_from_slice(version.unwrap_or(b"HTTP/1.1\r\n"));
+    out.extend_from_slice(b"Host: ");
+    out.extend_from_slice(authority);
+    out.extend_from_slice(b"\r\n");
+    for field in head[line_end..].split_inclusive(|b| *b == b'\n') {
+        let name_end = field.iter().position(|b| *b == b':').unwrap_or(0);
+        if !field[..name_end].eq_ignore_ascii_case(b"host") {
+            out.extend_from_slice(field);
+        }
+    }
+    out.extend_from_slice(&buf[head_len..used]);
+    (out, used)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Serves one request through pingora's HTTP proxy on `io`, with `pending` (the bytes the
+/// dispatcher read) put back first; the stream back when the connection is kept alive.
+async fn pingora_one(
+    mut io: Box<L4Stream>,
+    pending: &[u8],
+    info: &Arc<ConnInfo>,
+    shared: &Shared,
+    shutdown: &ShutdownWatch,
+) -> Option<Box<L4Stream>> {
+    io.rewind(pending);
+    let stream: pingora::protocols::Stream = io;
+    let session = session(stream, info, shared, shutdown);
+    let reused = shared.proxy.process_new_http(session, shutdown).await?;
+    let (stream, _settings) = reused.consume();
+    stream.into_any().downcast::<L4Stream>().ok()
+}
+
+/// A pingora session for one request on this connection.
+fn session(
+    stream: pingora::protocols::Stream,
+    info: &Arc<ConnInfo>,
+    shared: &Shared,
+    shutdown: &ShutdownWatch,
+) -> ServerSession {
+    let limits = shared.limits;
+    let mut session = ServerSession::new_http1(stream);
+    session.set_keepalive(if *shutdown.borrow() {
+        None
+    } else {
+        Some(limits.idle_secs)
+    });
+    session.set_read_timeout(Some(limits.read));
+    session.set_write_timeout(Some(limits.write));
+    session.set_connection_user_context(Some(Box::new(info.clone())));
+    session
+}
+
+/// A stream the dispatcher cannot rewind (not plain TCP): pingora serves every request,
+/// with its own checks only.
+async fn pingora_only(
+    stream: pingora::protocols::Stream,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: &ShutdownWatch,
+) {
+    let info = Arc::new(ConnInfo::new(peer, false));
+    let mut stream = stream;
+    loop {
+        let session = session(stream, &info, shared, shutdown);
+        let Some(reused) = shared.proxy.process_new_http(session, shutdown).await else {
+            return;
+        };
+        stream = reused.consume().0;
+    }
+}

@@ -1,0 +1,231 @@
+//! A program of the workspace run as a child [`Process`] that prints `listening on
+//! http://ADDR` as its first stdout line (the app, the proxy, the bench's subcommands), with
+//! its output kept for the test, signals, a bounded wait for its exit, and a kill on drop.
+//! [`TempFile`] holds a file the process reads (a configuration) for as long as it runs.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::patience::{scaled, wait, WAIT};
+
+/// The binary `name` of this workspace, next to the running test's executable
+/// (`target/<profile>/<name>`). Cargo builds a package's binaries before its integration
+/// tests, so a package's own binary is always there; prefer `env!("CARGO_BIN_EXE_<name>")`
+/// when the test can name it.
+pub fn cargo_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().expect("the test executable's directory");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "no {name} binary at {}: build it first (cargo build -p {name})",
+        path.display()
+    );
+    path
+}
+
+/// A running child; killed (and reaped) on drop if still running.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<Output>>,
+    stdout_rest: Arc<Mutex<Output>>,
+    _files: Vec<TempFile>,
+}
+
+/// Text read from a pipe so far, and whether the pipe closed.
+#[derive(Debug, Default)]
+struct Output {
+    text: String,
+    closed: bool,
+}
+
+impl Process {
+    /// Spawns `cmd` with stdout and stderr piped and waits (bounded) for its first stdout
+    /// line, `listening on http://ADDR`. Panics with its stderr if that never comes.
+    pub fn start(cmd: &mut Command) -> Process {
+        Process::start_with_files(cmd, Vec::new())
+    }
+
+    /// [`Process::start`], keeping `files` until the process is dropped.
+    pub fn start_with_files(cmd: &mut Command, files: Vec<TempFile>) -> Process {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let err_text = Arc::new(Mutex::new(Output::default()));
+        let et = err_text.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                et.lock().unwrap().text.push_str(&line);
+                line.clear();
+            }
+            et.lock().unwrap().closed = true;
+        });
+        let (tx, rx) = mpsc::channel();
+        let rest_text = Arc::new(Mutex::new(Output::default()));
+        let rt = rest_text.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep reading until the process exits: a test may check nothing else came.
+            let mut rest = String::new();
+            let _ = r.read_to_string(&mut rest);
+            let mut out = rt.lock().unwrap();
+            out.text = rest;
+            out.closed = true;
+        });
+        let stderr_now = || err_text.lock().unwrap().text.clone();
+        let line = rx.recv_timeout(scaled(WAIT)).unwrap_or_else(|_| {
+            panic!(
+                "{:?} did not print its address within {:?}; stderr: {}",
+                cmd.get_program(),
+                scaled(WAIT),
+                stderr_now()
+            )
+        });
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{:?}: unexpected first stdout line {line:?}; stderr: {}",
+                    cmd.get_program(),
+                    stderr_now()
+                )
+            });
+        Process {
+            child,
+            addr,
+            stderr: err_text,
+            stdout_rest: rest_text,
+            _files: files,
+        }
+    }
+
+    /// The address it printed.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Sends `sig`.
+    pub fn signal(&self, sig: Signal) {
+        nix::sys::signal::kill(self.pid(), sig).unwrap_or_else(|e| panic!("send {sig}: {e}"));
+    }
+
+    /// Waits up to `within` (scaled) for the process to exit; its exit code (`None`: it
+    /// did not exit, or a signal ended it).
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let child = &mut self.child;
+        wait("the process to exit")
+            .within(within)
+            .poll(|| child.try_wait().expect("try_wait"))
+            .and_then(|status| status.code())
+    }
+
+    /// [`Process::wait_exit`], panicking with the process's stderr if it does not exit.
+    pub fn expect_exit(&mut self, within: Duration) -> i32 {
+        match self.wait_exit(within) {
+            Some(code) => code,
+            None => panic!(
+                "did not exit with a code within {:?}; stderr: {}",
+                scaled(within),
+                self.stderr()
+            ),
+        }
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().text.clone()
+    }
+
+    /// Everything it wrote to stderr, once it has closed it (exited); bounded.
+    pub fn stderr_at_exit(&self) -> String {
+        closed_text(&self.stderr)
+    }
+
+    /// What it wrote to stdout after its first line, once it has closed it (exited).
+    pub fn stdout_at_exit(&self) -> String {
+        closed_text(&self.stdout_rest)
+    }
+}
+
+fn closed_text(out: &Mutex<Output>) -> String {
+    wait("the process to close its output").until_some(|| {
+        let o = out.lock().unwrap();
+        o.closed.then(|| o.text.clone())
+    })
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A file in the temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    /// Writes `contents` to a fresh file whose name ends with `name`.
+    pub fn new(name: &str, contents: impl AsRef<[u8]>) -> TempFile {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "tinyfish-test-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        TempFile { path }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<OsStr> for TempFile {
+    fn as_ref(&self) -> &OsStr {
+        self.path.as_os_str()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
