@@ -27,7 +27,7 @@ pub struct Config {
     /// `false` runs one single-threaded runtime per thread (pingora's "no steal"). With one
     /// thread the proxy always runs a single-threaded runtime.
     pub work_stealing: bool,
-    /// Forward the common request (HTTP/1.1 in origin form, without `Expect` or an upgrade,
+    /// Forward the common request (HTTP/1.1 in origin or absolute form, without `Expect` or an upgrade,
     /// any body) on the fast path; `false`: every request through pingora's proxy
     /// (`ProxyHttp`).
     pub fast_path: bool,

@@ -70,9 +70,14 @@ pub async fn serve(
     let mut deadline = tokio::time::Instant::now() + limits.header;
     let mut first = true;
     loop {
+        // The buffer's length when `route` last found the head incomplete.
+        let mut parsed = 0;
         let route = loop {
-            if let Some(route) = route(&mut conn, shared) {
-                break route;
+            if worth_parsing(&conn.buf, parsed, shared.max_header_bytes) {
+                if let Some(route) = route(&mut conn, shared) {
+                    break route;
+                }
+                parsed = conn.buf.len();
             }
             let idle = conn.buf.is_empty() && !first;
             if idle && *shutdown.borrow() {
@@ -174,9 +179,40 @@ fn head_len(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// Whether a head found incomplete at `parsed` bytes is worth parsing again: it may have
+/// ended in what arrived since (a blank line), it is over the size limit, or it has doubled.
+/// A client sending its head a byte at a time then costs parses of geometrically growing
+/// lengths (linear in all) instead of one parse of the whole buffer per byte.
+fn worth_parsing(buf: &[u8], parsed: usize, max_header_bytes: usize) -> bool {
+    let new = &buf[parsed.saturating_sub(3).min(buf.len())..];
+    parsed == 0
+        || buf.len() > max_header_bytes
+        || buf.len() >= 2 * parsed
+        || new.windows(2).any(|w| w == b"\n\n")
+        || new.windows(3).any(|w| w == b"\n\r\n")
+}
+
+/// The length of the empty lines (`\r\n` or `\n`) at the start of `buf`.
+fn empty_lines(buf: &[u8]) -> usize {
+    let mut at = 0;
+    loop {
+        match &buf[at..] {
+            [b'\r', b'\n', ..] => at += 2,
+            [b'\n', ..] => at += 1,
+            _ => return at,
+        }
+    }
+}
+
 /// Parses and checks the head at the start of `conn.buf`: where it goes, or `None` while
 /// it is incomplete. A fast-path request's upstream head is left in `conn.out`.
 fn route(conn: &mut Conn, shared: &Shared) -> Option<Route> {
+    // Empty lines before a request line are ignored (RFC 9112 §2.2: a server SHOULD ignore
+    // at least one; NGINX and httparse skip them): a client's stray CRLF after a body.
+    let blank = empty_lines(&conn.buf);
+    if blank > 0 {
+        conn.buf.drain(..blank);
+    }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let n = match req.parse(&conn.buf) {
@@ -339,5 +375,36 @@ async fn pingora_only(
             return;
         };
         stream = reused.consume().0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{empty_lines, worth_parsing};
+
+    #[test]
+    fn empty_lines_before_a_request_line_are_measured() {
+        assert_eq!(empty_lines(b"GET / HTTP/1.1\r\n"), 0);
+        assert_eq!(empty_lines(b"\r\n\nGET /"), 3);
+        // A lone CR is not an empty line: left for the parser to refuse.
+        assert_eq!(empty_lines(b"\rGET /"), 0);
+        assert_eq!(empty_lines(b"\r"), 0);
+    }
+
+    #[test]
+    fn a_partial_head_is_parsed_again_only_when_it_may_have_ended_or_grew_much() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\nX: 1234567890";
+        // Nothing parsed yet: parse.
+        assert!(worth_parsing(head, 0, 4096));
+        // A few more bytes without a blank line: wait.
+        assert!(!worth_parsing(head, head.len() - 3, 4096));
+        // The end of the head arrived, even split across reads ("\r\n" then "\r\n").
+        let mut ended = head.to_vec();
+        ended.extend_from_slice(b"\r\n\r\n");
+        assert!(worth_parsing(&ended, head.len() + 2, 4096));
+        assert!(worth_parsing(b"GET / HTTP/1.0\n\n", 15, 4096));
+        // Over the limit (to refuse it) or twice as long as last time: parse.
+        assert!(worth_parsing(head, head.len() - 3, head.len() - 1));
+        assert!(worth_parsing(head, head.len() / 2, 4096));
     }
 }

@@ -9,7 +9,7 @@
 //!   header deadline, checked ([`check`]: one set of RFC 9110/9112 rules for both paths,
 //!   refusals from [`answers`]), then routed;
 //! - [`fast`]: the HTTP/1 forwarding fast path for the common request (HTTP/1.1 in origin
-//!   form, any body, streamed); anything else goes on to pingora's proxy below;
+//!   or absolute form, any body, streamed); anything else goes on to pingora's proxy below;
 //! - [`gateway`]: pingora's `ProxyHttp` hooks: upstream choice (round-robin with TCP health
 //!   checks when there are several), the header rules of [`headers`], 502/504 answers,
 //!   metrics;

@@ -137,6 +137,25 @@ impl Metrics {
     }
 }
 
+/// One unit of a gauge, held while the guard lives and given back when it is dropped: a
+/// task that ends early, or panics, cannot leave a connection counted.
+#[must_use = "the unit is given back when the guard is dropped"]
+pub struct Held<'a>(&'a Gauge);
+
+impl<'a> Held<'a> {
+    /// Adds one to `gauge` until the guard is dropped.
+    pub fn new(gauge: &'a Gauge) -> Held<'a> {
+        gauge.add(1);
+        Held(gauge)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.add(-1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use pingora::server::ShutdownWatch;
 
 use crate::config::Timeouts;
 use crate::gateway::Gateway;
-use crate::metrics::Metrics;
+use crate::metrics::{Held, Metrics};
 
 /// Client-side settings applied to every downstream HTTP/1 session.
 #[derive(Debug, Clone, Copy)]
@@ -64,14 +64,9 @@ pub struct Shared {
 
 impl Shared {
     /// Counts a new connection in; `false` (and not counted) when the limit is reached.
-    fn admit(&self) -> bool {
-        let gauge = &self.metrics.downstream;
-        gauge.add(1);
-        if gauge.get() > self.max_connections as i64 {
-            gauge.add(-1);
-            return false;
-        }
-        true
+    fn admit(&self) -> Option<Held<'_>> {
+        let held = Held::new(&self.metrics.downstream);
+        (self.metrics.downstream.get() <= self.max_connections as i64).then_some(held)
     }
 
     /// Serves one accepted connection (or refuses it, over the limit), counted in the
@@ -82,12 +77,11 @@ impl Shared {
         peer: SocketAddr,
         shutdown: &ShutdownWatch,
     ) {
-        if !self.admit() {
+        let Some(_held) = self.admit() else {
             refuse(stream, self.limits).await;
             return;
-        }
+        };
         crate::dispatch::serve(stream, peer, self, shutdown).await;
-        self.metrics.downstream.add(-1);
     }
 }
 

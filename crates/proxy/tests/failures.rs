@@ -54,6 +54,47 @@ fn slow_upstream_gets_504_at_the_read_timeout() {
 }
 
 #[test]
+fn bytes_a_client_pipelines_do_not_stretch_the_upstream_read_timeout() {
+    // The upstream reads the request and stays silent; the client sends one byte of its
+    // next request every 100 ms. The 500 ms read timeout is the upstream's silence, so the
+    // 504 comes at about 500 ms, not never.
+    let up = upstream()
+        .script(|c| {
+            let _ = c.next_request();
+            c.wait_closed();
+        })
+        .start();
+    let px = testkit::proxy()
+        .to(&up)
+        .read_timeout(Duration::from_millis(500))
+        .start();
+    let mut conn = Conn::open(px.addr());
+    let t = Instant::now();
+    conn.send(b"GET /silent HTTP/1.1\r\nHost: a\r\n\r\n");
+    let trickle = conn.stream().try_clone().expect("clone the client socket");
+    let give_up = scaled(Duration::from_secs(5));
+    let writer = std::thread::spawn(move || {
+        let mut trickle = trickle;
+        // The scenario: a pipelining client's next head, a byte every 100 ms.
+        for b in b"GET /next HTTP/1.1\r\nHost: a\r\n".iter().cycle() {
+            if t.elapsed() > give_up || trickle.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let r = conn.response().expect("a response");
+    let took = t.elapsed();
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(
+        took >= Duration::from_millis(450) && took < scaled(Duration::from_secs(3)),
+        "{took:?}"
+    );
+    drop(conn);
+    writer.join().unwrap();
+}
+
+#[test]
 fn upstream_reset_mid_response_closes_client_without_a_complete_looking_response() {
     // The upstream sends a head and 10 of 100 body bytes, waits until the proxy has read
     // them, and resets the connection.

@@ -413,6 +413,40 @@ fn stale_pooled_connection_is_replaced_for_a_put_with_its_body() {
 }
 
 #[test]
+fn a_pooled_connection_that_closes_on_reading_the_next_request_is_retried_whole() {
+    // The keep-alive race the peek cannot see: the upstream closes after reading the next
+    // request, not before. The proxy must send that request again, head and body, on a
+    // fresh connection (and the client's pipelined bytes after it must survive).
+    let up = upstream()
+        .script(|c| {
+            if let Some(q) = c.next_request() {
+                let body = format!("{} {}", q.uri, String::from_utf8_lossy(&q.body));
+                c.send(&ok_response(&body));
+            }
+            // Read the next request, then close without a word.
+            let _ = c.next_request();
+        })
+        .start();
+    let px = testkit::proxy().to(&up).start();
+    let mut conn = Conn::open(px.addr());
+    assert_eq!(conn.get("/first").text(), "/first ");
+    // Each of these goes out on the pooled connection first, which dies on reading it.
+    for i in 0..3 {
+        let r = conn.get(&format!("/again{i}"));
+        assert_eq!((r.status, r.text()), (200, format!("/again{i} ").as_str()));
+    }
+    conn.send(b"PUT /put HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody");
+    let r = conn.response().expect("the PUT's response");
+    assert_eq!((r.status, r.text()), (200, "/put body"));
+    // Pipelined: the second request's bytes wait in the proxy while the first is retried.
+    conn.send(b"GET /p1 HTTP/1.1\r\nHost: a\r\n\r\nGET /p2 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (one, two) = (conn.response().unwrap(), conn.response().unwrap());
+    assert_eq!((one.text(), two.text()), ("/p1 ", "/p2 "));
+    // And the proxy is still whole: a new client is served.
+    assert_eq!(http::get(px.addr(), "/after").status, 200);
+}
+
+#[test]
 fn bytes_received_on_an_idle_pooled_connection_are_not_the_next_response() {
     // Some servers say 408 on an idle keep-alive connection before closing it. pingora's
     // pool watches idle connections and drops such a one; the next request must not get it.

@@ -186,6 +186,38 @@ fn an_http_1_0_request_without_host_is_sent_on_with_the_upstreams_name_as_host()
     }
 }
 
+#[test]
+fn empty_lines_before_a_request_line_are_ignored_as_nginx_does() {
+    // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before a request line
+    // (a client's stray CRLF after a body). NGINX ignores them too.
+    let bytes: &[u8] = b"POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx\r\n\
+        GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    for fast in PATHS {
+        let upstream = testkit::upstream().start();
+        let proxy = testkit::proxy().to(&upstream).fast_path(fast).start();
+        let raw = tcp::exchange(proxy.addr(), bytes);
+        let text = String::from_utf8_lossy(&raw);
+        assert_eq!(
+            text.matches("HTTP/1.1 200 ").count(),
+            2,
+            "{}: {text}",
+            path_name(fast)
+        );
+        let paths: Vec<String> = upstream.requests().iter().map(|r| r.uri.clone()).collect();
+        assert_eq!(paths, ["/a", "/b"], "{}", path_name(fast));
+    }
+    let upstream = testkit::upstream().start();
+    let nginx = testkit::nginx::start(&upstream);
+    let raw = tcp::exchange(nginx.addr(), bytes);
+    assert_eq!(
+        String::from_utf8_lossy(&raw)
+            .matches("HTTP/1.1 200 ")
+            .count(),
+        2,
+        "NGINX on the same bytes"
+    );
+}
+
 /// An upstream that reads each request and never answers, until the proxy closes.
 fn silent_upstream() -> testkit::Scripted {
     testkit::upstream()

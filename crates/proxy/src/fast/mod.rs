@@ -2,7 +2,7 @@
 //! the job needs, under pingora's accept loop and runtime.
 //!
 //! The dispatcher ([`crate::dispatch`]) reads and checks every request head; a request
-//! comes here when it is HTTP/1.1 in origin form, without `Expect` or an upgrade, whatever
+//! comes here when it is HTTP/1.1 in origin or absolute form, without `Expect` or an upgrade, whatever
 //! its body (none, `Content-Length` of any size, or chunked). Anything else goes to
 //! pingora's HTTP proxy ([`crate::gateway::Gateway`]) for that request.
 //!

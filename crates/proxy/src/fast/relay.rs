@@ -20,7 +20,7 @@ use super::Fast;
 use crate::answers;
 use crate::buffers;
 use crate::check::BodyFraming;
-use crate::metrics::ErrorKind;
+use crate::metrics::{ErrorKind, Held};
 use crate::server::ClientLimits;
 
 /// Most bytes of a client's next (pipelined) requests kept while a response is pending.
@@ -171,12 +171,12 @@ pub(crate) async fn forward(
             },
         };
         m.upstream_connection(reused);
-        m.upstream_active.add(1);
+        let active = Held::new(&m.upstream_active);
         let r = exchange(
             fast, conn, io, &mut relay, up, reused, i, request, close, limits,
         )
         .await;
-        m.upstream_active.add(-1);
+        drop(active);
         match r {
             Exchange::Done(status, upstream_ms, keep) => break Ok((status, upstream_ms, keep)),
             Exchange::Stale => {
@@ -276,8 +276,14 @@ async fn exchange(
         Ok(Err(e)) => return Exchange::Failed(Some(upstream_failure(&e)), Failure::Answer(502)),
         Err(_) => return Exchange::Failed(Some(ErrorKind::Timeout), Failure::Answer(504)),
     }
-    conn.out.clear();
-    conn.buf.drain(..first);
+    // A request that may be sent again (a reused connection that turns out stale) keeps
+    // its rewritten head in `conn.out` and its bytes in `conn.buf` until the upstream's first
+    // response byte shows the connection was alive; any other is done with them now.
+    let mut pending = can_retry;
+    if !pending {
+        conn.out.clear();
+        conn.buf.drain(..first);
+    }
     // The rest of the body, as it arrives, through the relay buffer (the client's bytes
     // after it, a pipelined request, are kept in `conn.buf`).
     while !body_done {
@@ -304,6 +310,9 @@ async fn exchange(
     }
 
     let sent = Instant::now();
+    // `timeouts.read` is the upstream's silence: bytes the client pipelines meanwhile do
+    // not restart it, only the upstream's own bytes do.
+    let mut silent_until = tokio::time::Instant::now() + fast.read;
     let mut upstream_ms = None;
     // The response as read so far (read through the thread's scratch buffer: waiting for
     // the upstream holds no buffer of its own).
@@ -329,7 +338,7 @@ async fn exchange(
         let got_any = upstream_ms.is_some();
         let read = tokio::select! {
             biased;
-            r = tokio::time::timeout(fast.read, buffers::read_into(&mut up, &mut resp)) => r,
+            r = tokio::time::timeout_at(silent_until, buffers::read_into(&mut up, &mut resp)) => r,
             c = watch_client(io, &mut conn.buf), if watching => match c {
                 Client::Sent => continue,
                 Client::Gone => return Exchange::Failed(None, Failure::Close(CLIENT_GONE)),
@@ -344,6 +353,14 @@ async fn exchange(
             Ok(Ok(_)) => {
                 if !got_any {
                     upstream_ms = Some(ms(sent.elapsed()));
+                }
+                silent_until = tokio::time::Instant::now() + fast.read;
+                if pending {
+                    // The connection answered: the request cannot be sent again, and
+                    // `conn.out` is where the response head is built.
+                    pending = false;
+                    conn.out.clear();
+                    conn.buf.drain(..first);
                 }
             }
             Err(_) => return Exchange::Failed(Some(ErrorKind::Timeout), Failure::Answer(504)),
@@ -375,7 +392,9 @@ async fn exchange(
     if !write_client(io, &conn.out, limits).await {
         return Exchange::Done(CLIENT_GONE, upstream_ms, false);
     }
-    // The rest of the body, as it arrives, still watching the client.
+    // The rest of the body, as it arrives, still watching the client (the upstream's
+    // silence counted from when the client took the last bytes).
+    silent_until = tokio::time::Instant::now() + fast.read;
     while !complete {
         let ubuf = relay.get_or_insert_with(buffers::relay);
         let want = match head.framing {
@@ -387,7 +406,7 @@ async fn exchange(
         let watching = conn.buf.len() < MAX_PIPELINED;
         let read = tokio::select! {
             biased;
-            r = tokio::time::timeout(fast.read, up.read(&mut ubuf[..want])) => r,
+            r = tokio::time::timeout_at(silent_until, up.read(&mut ubuf[..want])) => r,
             c = watch_client(io, &mut conn.buf), if watching => match c {
                 Client::Sent => continue,
                 Client::Gone => return Exchange::Failed(None, Failure::Close(CLIENT_GONE)),
@@ -431,6 +450,7 @@ async fn exchange(
         if !write_client(io, &ubuf[..take], limits).await {
             return Exchange::Done(CLIENT_GONE, upstream_ms, false);
         }
+        silent_until = tokio::time::Instant::now() + fast.read;
     }
     if reusable {
         fast.pools[i].put(up, fast.pool_size);
