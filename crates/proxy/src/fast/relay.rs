@@ -312,7 +312,7 @@ async fn exchange(
     let sent = Instant::now();
     // `timeouts.read` is the upstream's silence: bytes the client pipelines meanwhile do
     // not restart it, only the upstream's own bytes do.
-    let mut silent_until = tokio::time::Instant::now() + fast.read;
+    let mut silent_until = tokio::time::Instant::from_std(sent) + fast.read;
     let mut upstream_ms = None;
     // The response as read so far (read through the thread's scratch buffer: waiting for
     // the upstream holds no buffer of its own).
@@ -394,7 +394,9 @@ async fn exchange(
     }
     // The rest of the body, as it arrives, still watching the client (the upstream's
     // silence counted from when the client took the last bytes).
-    silent_until = tokio::time::Instant::now() + fast.read;
+    if !complete {
+        silent_until = tokio::time::Instant::now() + fast.read;
+    }
     while !complete {
         let ubuf = relay.get_or_insert_with(buffers::relay);
         let want = match head.framing {
