@@ -406,7 +406,11 @@ pub fn not_covered(results: &Results) -> Vec<String> {
         .scenario
         .topologies
         .iter()
-        .filter(|t| !results.results.iter().any(|r| &r.topology == *t))
+        .filter(|t| {
+            // A multi-shape run keeps its trials in each shape's results.
+            let ran = |rs: &Results| rs.results.iter().any(|r| &r.topology == *t);
+            !ran(results) && !results.shapes.iter().any(|s| ran(&s.results))
+        })
         .collect();
     if !skipped.is_empty() {
         let names: Vec<&str> = skipped.iter().map(|s| s.as_str()).collect();
