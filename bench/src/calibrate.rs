@@ -101,6 +101,26 @@ pub fn ceiling(steps: &[CalibrationStep], th: &Thresholds) -> (f64, String) {
     }
 }
 
+/// The ceiling the rates are shares of: the ramps' lowest, but never above the slowest
+/// topology's closed-loop capacity. The ramp watches the machine and the load generator,
+/// not a service that saturates alone (a Python server bound by its interpreter lock, a
+/// baseline slower than the proxies in front of it, which is not ramped): no rate can be
+/// held above what a topology serves back to back. Returns the ceiling, and the warning
+/// when the capacity bound it.
+pub fn cap(ramped: f64, slowest: &str, capacity: f64) -> (f64, Option<String>) {
+    if capacity >= ramped {
+        return (ramped, None);
+    }
+    (
+        capacity,
+        Some(format!(
+            "the clean-rate ceiling is {capacity:.0} req/s, the closed-loop capacity of {slowest} \
+             (below the ramps' {ramped:.0} req/s): no topology is asked for more than it can \
+             serve back to back"
+        )),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +190,19 @@ mod tests {
         .unwrap();
         assert_eq!(c.steps.len(), 1);
         assert_eq!(c.ceiling_rps, 5000.0);
+    }
+
+    #[test]
+    fn the_ceiling_never_exceeds_the_slowest_capacity() {
+        assert_eq!(cap(5000.0, "direct", 90_000.0), (5000.0, None));
+        let (c, w) = cap(3821.0, "flask", 1965.0);
+        assert_eq!(c, 1965.0);
+        let w = w.unwrap();
+        assert!(
+            w.contains("closed-loop capacity of flask") && w.contains("3821"),
+            "{w}"
+        );
+        // With no ramp at all (infinity), the capacity is the ceiling.
+        assert_eq!(cap(f64::INFINITY, "direct", 1000.0).0, 1000.0);
     }
 }

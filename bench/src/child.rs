@@ -194,6 +194,28 @@ impl Child {
         }
     }
 
+    /// Waits until the Unix socket `path` accepts connections.
+    pub fn wait_unix(
+        &mut self,
+        path: &std::path::Path,
+        timeout: Duration,
+    ) -> Result<(), ChildError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_alive("before it was ready")?;
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.not_ready(
+                    timeout,
+                    &format!("nothing accepted connections on {}", path.display()),
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// An error if the child has exited.
     pub fn check_alive(&mut self, when: &str) -> Result<(), ChildError> {
         match self.inner.try_wait() {

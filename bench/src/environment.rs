@@ -18,7 +18,10 @@ pub fn build_profile() -> (&'static str, bool) {
 }
 
 /// Machine facts for the report.
-pub fn environment(nginx_version: Option<String>) -> Environment {
+pub fn environment(
+    nginx_version: Option<String>,
+    versions: std::collections::BTreeMap<String, String>,
+) -> Environment {
     let (profile, optimized) = build_profile();
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu_model = read("/proc/cpuinfo")
@@ -45,7 +48,66 @@ pub fn environment(nginx_version: Option<String>) -> Environment {
         nginx_version,
         mode: "process".into(),
         timed_wakeup_cpu_us: probe_timed_wakeup(),
+        versions,
     }
+}
+
+/// A program's version: the first line its version flag prints (stdout, else stderr),
+/// e.g. `HAProxy version 2.6.12-1+deb12u3 2025/10/03 - https://haproxy.org/`.
+pub fn program_version(program: &str) -> Option<String> {
+    let path = crate::topology::find_program(program)?;
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let flags: &[&str] = match name.as_str() {
+        "caddy" => &["version"],
+        "nginx" | "haproxy" | "apache2" | "httpd" | "lighttpd" => &["-v"],
+        _ => &["--version"],
+    };
+    let out = std::process::Command::new(&path)
+        .args(flags)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let first = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_owned)
+    };
+    first(&out.stdout).or_else(|| first(&out.stderr))
+}
+
+/// The versions of the programs the topologies run (proxies and command services; our
+/// own are the bench's version).
+pub fn versions(
+    s: &crate::scenario::Scenario,
+    topologies: &[crate::scenario::TopologySpec],
+) -> std::collections::BTreeMap<String, String> {
+    let services = s.services();
+    let mut programs = Vec::new();
+    for t in topologies {
+        match t.kind {
+            crate::scenario::TopologyKind::Nginx => programs.push("nginx".to_owned()),
+            crate::scenario::TopologyKind::External => programs.push(
+                crate::topology::command_program(t.command.as_deref().unwrap_or("")).to_owned(),
+            ),
+            _ => {}
+        }
+        if let Some((_, spec)) = services.of(t.service.as_ref()) {
+            if let Some(c) = &spec.command {
+                programs.push(crate::topology::command_program(c).to_owned());
+            }
+        }
+    }
+    programs.sort();
+    programs.dedup();
+    programs
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.rsplit('/').next().unwrap_or(&p).to_owned();
+            Some((name, program_version(&p)?))
+        })
+        .collect()
 }
 
 /// Now, UTC, RFC 3339.

@@ -8,6 +8,10 @@
 //! - [`child`]: child processes (the bench re-executes itself as `app` and `proxy`,
 //!   or runs nginx / an external proxy), stopped on drop, on Ctrl-C and when the
 //!   bench dies;
+//! - [`service`]: the service a topology serves: the TinyFish app, a user's command, or
+//!   an address already running;
+//! - [`template`]: programs started from config and command templates (NGINX, external
+//!   proxies, command services);
 //! - [`topology`]: bringing one topology up and down, as processes or as a compose
 //!   project ([`compose`]; its containers sampled by [`containers`]);
 //! - [`sample`]: per-process CPU and memory (PSS, RssAnon, RSS) from /proc at 10 Hz, and
@@ -41,6 +45,8 @@ pub mod progress;
 pub mod run;
 pub mod sample;
 pub mod scenario;
+pub mod service;
+pub mod template;
 pub mod topology;
 pub mod trial;
 pub mod usage;

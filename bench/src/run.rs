@@ -109,7 +109,7 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
             warnings.push(w);
             continue;
         }
-        match topology::availability(t) {
+        match topology::availability(t, &scenario.services()) {
             Ok(()) => topologies.push(t.clone()),
             Err(e) if t.optional => {
                 let w = format!("skipped topology {}: {e}", t.name);
@@ -118,6 +118,10 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
             }
             Err(e) => return Err(e).context("a topology of the scenario cannot run here"),
         }
+    }
+    for w in crate::service::notes(scenario, &topologies) {
+        eprintln!("note: {w}");
+        warnings.push(w);
     }
     let nginx_version = topologies
         .iter()
@@ -146,6 +150,7 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         proxy_threads: scenario.proxy.threads,
         scratch: scratch.clone(),
         dd_env: "bench".into(),
+        services: scenario.services(),
     };
 
     let thresholds = Thresholds {
@@ -158,7 +163,10 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
             name: "tinyfish-bench".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
-        environment: environment::environment(nginx_version),
+        environment: environment::environment(
+            nginx_version,
+            environment::versions(scenario, &topologies),
+        ),
         scenario: echo(scenario, opts, &topologies),
         capacity: Vec::new(),
         rates_rps: Vec::new(),
@@ -460,11 +468,36 @@ impl Runner<'_> {
                 let c = self.calibrate(t, capacity, &results.thresholds)?;
                 results.calibration.push(c);
             }
-            let ceiling = results
+            let ramped_ceiling = results
                 .calibration
                 .iter()
                 .map(|c| c.ceiling_rps)
                 .fold(f64::INFINITY, f64::min);
+            let (ceiling, capped) =
+                crate::calibrate::cap(ramped_ceiling, &slowest.topology, slowest.achieved_rps);
+            if let Some(w) = capped {
+                self.progress.done(&format!("ceiling   {w}"));
+                results.warnings.push(w);
+                // In the calibration record too, so "the lowest of" names what bound it.
+                match results
+                    .calibration
+                    .iter_mut()
+                    .find(|c| c.topology == slowest.topology)
+                {
+                    Some(c) => {
+                        c.ceiling_rps = ceiling;
+                        c.note = format!("{}; capped at its closed-loop capacity", c.note);
+                    }
+                    None => results.calibration.push(model::Calibration {
+                        topology: slowest.topology.clone(),
+                        steps: Vec::new(),
+                        ceiling_rps: ceiling,
+                        note: "not ramped: its closed-loop capacity, lower than every ramp's \
+                               ceiling"
+                            .into(),
+                    }),
+                }
+            }
             plan::resolve_rates(&s.rates, ceiling)
         } else {
             plan::resolve_rates(&s.rates, slowest.achieved_rps)
@@ -705,5 +738,6 @@ fn echo(s: &Scenario, opts: &RunOptions, topologies: &[TopologySpec]) -> Scenari
         seed: s.seed,
         baseline_twice: s.baseline_twice,
         send_window_us: s.load.send_window.map(|w| w.as_secs_f64() * 1e6),
+        services: crate::service::describe(s, topologies),
     }
 }

@@ -7,12 +7,15 @@
 //! meaning). It is parsed with `deny_unknown_fields` and validated once, before any
 //! process starts; every error names the file and the key path.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
+
+use crate::service::{self, Listen, ServiceSpec, Services};
 
 /// The default scenario, compiled in so `cargo run -p bench` works from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../scenarios/default.toml");
@@ -66,6 +69,13 @@ pub struct Scenario {
     /// The proxies' settings (ours, NGINX and external proxies get the same worker count).
     #[serde(default)]
     pub proxy: WorkerSettings,
+    /// The service of every topology that names none (a key of `[services]`); the TinyFish
+    /// app when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Services to measure or to put proxies in front of (see [`crate::service`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, ServiceSpec>,
     /// Topologies in order; the first is the baseline the others are compared with.
     #[serde(rename = "topology")]
     pub topologies: Vec<TopologySpec>,
@@ -326,9 +336,22 @@ pub struct TopologySpec {
     /// placeholders (`{config}` is the rendered `config_template`).
     #[serde(default)]
     pub command: Option<String>,
-    /// External: a config file template rendered to a temporary file for `{config}`.
+    /// External: a config file template rendered to a temporary file for `{config}`;
+    /// NGINX: a template used instead of `deploy/nginx/nginx.conf` (e.g.
+    /// `deploy/nginx/uwsgi.conf`).
     #[serde(default)]
     pub config_template: Option<PathBuf>,
+    /// The service it serves or puts its proxy in front of (a key of `[services]`, or
+    /// `"app"`); the scenario's `service` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// How the proxy reaches the TinyFish app: `"tcp"` (the default) or `"unix"` (a Unix
+    /// socket: the same-host sidecar case). A `[services]` entry says it with its `listen`.
+    #[serde(default)]
+    pub upstream: Listen,
+    /// External: how to install the program, said when it is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     /// Proxied: extra flags for our proxy (e.g. `["--no-fast-path"]`, every request through
     /// pingora's proxy).
     #[serde(default)]
@@ -596,15 +619,31 @@ impl Scenario {
                 "the first topology is the baseline: kind = \"direct\" (or \"hyper\")".into(),
             );
         }
-        for kind in baseline_kinds {
-            if self.topologies.iter().filter(|t| t.kind == kind).count() > 1 {
-                return bad(
-                    "topology".into(),
-                    format!("at most one topology of kind {kind:?}"),
-                );
-            }
+        if self
+            .topologies
+            .iter()
+            .filter(|t| t.kind == TopologyKind::Hyper)
+            .count()
+            > 1
+        {
+            return bad(
+                "topology".into(),
+                "at most one topology of kind Hyper".into(),
+            );
         }
-        Ok(())
+        service::validate(self).map_err(|(key, message)| ScenarioError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            message,
+        })
+    }
+
+    /// The scenario's services.
+    pub fn services(&self) -> Services {
+        Services {
+            default: self.service.clone(),
+            named: self.services.clone(),
+        }
     }
 
     /// The request shapes to run: the `[[shape]]` entries, or the one `[request]`.

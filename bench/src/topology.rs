@@ -9,8 +9,8 @@
 //! address they got; nginx and external proxies get a port the bench found free, and
 //! are ready when that port accepts connections.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ use crate::child::{Child, ChildError};
 use crate::compose;
 use crate::sample::Target;
 use crate::scenario::{TopologyKind, TopologySpec};
+use crate::service::{self, Listen, Services, Upstream};
+use crate::template::{self, Launch, Placeholders};
 
 /// The NGINX configuration template, compiled in so the bench runs from any directory.
 pub const NGINX_CONF: &str = include_str!("../../deploy/nginx/nginx.conf");
@@ -44,6 +46,8 @@ pub struct Env {
     pub scratch: PathBuf,
     /// DD_ENV tag for the children.
     pub dd_env: String,
+    /// The scenario's services (the TinyFish app unless a topology names another).
+    pub services: Services,
 }
 
 /// Why a topology could not be brought up.
@@ -53,11 +57,11 @@ pub enum TopologyError {
     #[error(transparent)]
     Child(#[from] ChildError),
     /// A program the topology needs is not installed.
-    #[error("{topology}: {program} is not installed ({hint})")]
+    #[error("{topology}: {}", if program.is_empty() { hint.clone() } else { format!("{program} ({hint})") })]
     Missing {
         /// Topology name.
         topology: String,
-        /// The program.
+        /// What is missing (`haproxy is not installed`); empty when `hint` says it all.
         program: String,
         /// How to install it.
         hint: String,
@@ -163,9 +167,15 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The first program of a command template.
+/// The program a command template runs: its first word, past an `env` and its
+/// `NAME=value` settings (`env GOMAXPROCS={threads} caddy run …` runs caddy).
 pub fn command_program(command: &str) -> &str {
-    command.split_whitespace().next().unwrap_or("")
+    let mut words = command.split_whitespace().peekable();
+    if words.peek() == Some(&"env") {
+        words.next();
+        return words.find(|w| !w.contains('=')).unwrap_or("");
+    }
+    words.next().unwrap_or("")
 }
 
 /// nginx's version line, if installed.
@@ -179,8 +189,16 @@ pub fn nginx_version() -> Option<String> {
         .map(|(_, v)| v.trim().to_owned())
 }
 
-/// Whether a topology's programs are installed; the install hint when not.
-pub fn availability(spec: &TopologySpec) -> Result<(), TopologyError> {
+/// Whether a topology's programs are installed (its service's too); the install hint
+/// when not.
+pub fn availability(spec: &TopologySpec, services: &Services) -> Result<(), TopologyError> {
+    if let Some((name, service)) = services.of(spec.service.as_ref()) {
+        service::availability(name, service).map_err(|message| TopologyError::Missing {
+            topology: spec.name.clone(),
+            program: String::new(),
+            hint: message,
+        })?;
+    }
     let (program, hint) = match spec.kind {
         TopologyKind::Direct | TopologyKind::Proxied | TopologyKind::Hyper => return Ok(()),
         TopologyKind::Nginx => (
@@ -189,14 +207,16 @@ pub fn availability(spec: &TopologySpec) -> Result<(), TopologyError> {
         ),
         TopologyKind::External => (
             command_program(spec.command.as_deref().unwrap_or("")).to_owned(),
-            "install it, or fix the topology's command".to_owned(),
+            spec.hint
+                .clone()
+                .unwrap_or_else(|| "install it, or fix the topology's command".to_owned()),
         ),
     };
     match find_program(&program) {
         Some(_) => Ok(()),
         None => Err(TopologyError::Missing {
             topology: spec.name.clone(),
-            program,
+            program: format!("{program} is not installed"),
             hint,
         }),
     }
@@ -220,32 +240,79 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
             .push(("app".into(), "bare-hyper".into(), child));
         return Ok(running);
     }
-    let mut app = Child::spawn(
-        "app",
-        self_command(env, "app", "tinyfish-app"),
-        Signal::SIGKILL,
-    )?;
-    let app_addr = app.wait_listening(READY_TIMEOUT)?;
-    running
-        .children
-        .push(("app".into(), "tinyfish-app".into(), app));
-    running.entry = app_addr;
-    match spec.kind {
-        TopologyKind::Direct | TopologyKind::Hyper => {}
+    let upstream = match env.services.of(spec.service.as_ref()) {
+        None => {
+            let mut cmd = self_command(env, "app", "tinyfish-app");
+            if spec.upstream == Listen::Unix {
+                let dir = env.scratch.join(format!("{}-app", spec.name));
+                std::fs::create_dir_all(&dir).map_err(|source| TopologyError::Io {
+                    topology: spec.name.clone(),
+                    what: format!("cannot create {}", dir.display()),
+                    source,
+                })?;
+                let path = dir.join("app.sock");
+                cmd.args(["--listen", &format!("unix:{}", path.display())]);
+                let mut app = Child::spawn("app", cmd, Signal::SIGKILL)?;
+                app.wait_unix(&path, READY_TIMEOUT)?;
+                // NGINX started as root runs its workers as `nobody`, who needs write
+                // permission on the socket to connect (the directory is 0755).
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).map_err(
+                    |source| TopologyError::Io {
+                        topology: spec.name.clone(),
+                        what: format!("cannot open {} to NGINX's workers", path.display()),
+                        source,
+                    },
+                )?;
+                running
+                    .children
+                    .push(("app".into(), "tinyfish-app".into(), app));
+                Upstream::Unix(path)
+            } else {
+                cmd.args(["--listen", "127.0.0.1:0"]);
+                let mut app = Child::spawn("app", cmd, Signal::SIGKILL)?;
+                let addr = app.wait_listening(READY_TIMEOUT)?;
+                running
+                    .children
+                    .push(("app".into(), "tinyfish-app".into(), app));
+                Upstream::Tcp(addr)
+            }
+        }
+        Some((name, service)) => {
+            let (at, child) = service::start(name, service, &env.scratch, env.app_threads)?;
+            if let Some(child) = child {
+                running
+                    .children
+                    .push(("app".into(), service.program(), child));
+            }
+            at
+        }
+    };
+    if let Some(addr) = upstream.tcp() {
+        running.entry = addr;
+    }
+    let mut placeholders = Placeholders::default();
+    placeholders.set("threads", env.proxy_threads.to_string());
+    upstream.placeholders(&mut placeholders);
+    let launch = |template| proxy_launch(spec, env, template, &placeholders);
+    let (role, program, child) = match spec.kind {
+        TopologyKind::Direct | TopologyKind::Hyper => return Ok(running),
         TopologyKind::Proxied => {
             let mut cmd = self_command(env, "proxy", "tinyfish-proxy");
-            cmd.args(["--upstream", &app_addr.to_string()]);
+            cmd.args(["--listen", "127.0.0.1:0", "--upstream", &upstream.spelled()]);
             cmd.args(&spec.proxy_args);
             let mut proxy = Child::spawn("proxy", cmd, Signal::SIGKILL)?;
             running.entry = proxy.wait_listening(READY_TIMEOUT)?;
-            running
-                .children
-                .push(("proxy".into(), "tinyfish-proxy".into(), proxy));
+            ("proxy", "tinyfish-proxy".to_owned(), proxy)
         }
         TopologyKind::Nginx => {
-            availability(spec)?;
+            availability(spec, &env.services)?;
             let nginx = find_program("nginx").unwrap_or_else(|| "nginx".into());
-            let (child, addr) = start_templated(spec, env, app_addr, NGINX_CONF, |dir, conf| {
+            let template = match &spec.config_template {
+                Some(p) => template::read(&spec.name, p)?,
+                None => NGINX_CONF.to_owned(),
+            };
+            let (child, at) = template::start(&launch(&template), |dir, conf| {
                 let mut c = Command::new(&nginx);
                 c.arg("-p")
                     .arg(dir)
@@ -254,34 +321,27 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
                     .args(["-e", "stderr"]);
                 c
             })?;
-            running.entry = addr;
-            running
-                .children
-                .push(("proxy".into(), "nginx".into(), child));
+            running.entry = at.tcp().unwrap_or(running.entry);
+            ("proxy", "nginx".to_owned(), child)
         }
         TopologyKind::External => {
-            availability(spec)?;
+            availability(spec, &env.services)?;
             let command = spec.command.clone().unwrap_or_default();
             let template = match &spec.config_template {
-                Some(p) => std::fs::read_to_string(p).map_err(|source| TopologyError::Io {
-                    topology: spec.name.clone(),
-                    what: format!("cannot read config_template {}", p.display()),
-                    source,
-                })?,
+                Some(p) => template::read(&spec.name, p)?,
                 None => String::new(),
             };
-            let program = command_program(&command).to_owned();
-            let (child, addr) = start_templated(spec, env, app_addr, &template, |_dir, conf| {
-                let mut c = Command::new("/bin/sh");
-                let rendered = command.replace("{config}", &conf.display().to_string());
-                c.arg("-c").arg(format!("exec {rendered}"));
-                c
-            })?;
-            // `{listen}` and `{upstream}` in the command itself.
-            running.entry = addr;
-            running.children.push(("proxy".into(), program, child));
+            let (child, at) =
+                template::start(&launch(&template), |_, _| template::shell(&command))?;
+            running.entry = at.tcp().unwrap_or(running.entry);
+            let program = command_program(&command)
+                .rsplit('/')
+                .next()
+                .unwrap_or("proxy");
+            ("proxy", program.to_owned(), child)
         }
-    }
+    };
+    running.children.push((role.into(), program, child));
     Ok(running)
 }
 
@@ -357,7 +417,25 @@ pub fn up_compose(spec: &TopologySpec, env: &ComposeEnv) -> Result<Running, Topo
     })
 }
 
-/// The bench binary re-executed as `role` (`app` or `proxy`), on 127.0.0.1:0.
+/// A proxy started from a template, listening on a free TCP port.
+fn proxy_launch<'a>(
+    spec: &'a TopologySpec,
+    env: &'a Env,
+    template: &'a str,
+    placeholders: &Placeholders,
+) -> Launch<'a> {
+    Launch {
+        name: &spec.name,
+        scratch: &env.scratch,
+        template,
+        placeholders: placeholders.clone(),
+        listen: Listen::Tcp,
+        ready_timeout: spec.ready_timeout,
+        parent_death: Signal::SIGTERM,
+    }
+}
+
+/// The bench binary re-executed as `role` (`app` or `proxy`); the caller adds `--listen`.
 fn self_command(env: &Env, role: &str, service: &str) -> Command {
     let threads = if role == "app" {
         env.app_threads
@@ -366,7 +444,7 @@ fn self_command(env: &Env, role: &str, service: &str) -> Command {
     };
     let mut c = Command::new(&env.exe);
     c.arg(role)
-        .args(["--listen", "127.0.0.1:0", "--threads", &threads.to_string()])
+        .args(["--threads", &threads.to_string()])
         .env("DD_SERVICE", service)
         .env("DD_ENV", &env.dd_env)
         .env("DD_VERSION", env!("CARGO_PKG_VERSION"))
@@ -381,73 +459,4 @@ fn self_command(env: &Env, role: &str, service: &str) -> Command {
         }
     }
     c
-}
-
-/// Renders `template` (placeholders `{threads}`, `{listen}`, `{upstream}`, `{prefix}`)
-/// into a fresh directory, starts the command, and waits for its port. A port found
-/// free can be taken by someone else before the child binds it; that is retried.
-fn start_templated(
-    spec: &TopologySpec,
-    env: &Env,
-    upstream: SocketAddr,
-    template: &str,
-    command: impl Fn(&Path, &Path) -> Command,
-) -> Result<(Child, SocketAddr), TopologyError> {
-    let io = |what: String| {
-        let topology = spec.name.clone();
-        move |source| TopologyError::Io {
-            topology,
-            what,
-            source,
-        }
-    };
-    let mut last_err = None;
-    for attempt in 0..3 {
-        let dir = env.scratch.join(format!("{}-{}", spec.name, attempt));
-        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
-        let listen = free_port().map_err(io("cannot find a free port on 127.0.0.1".into()))?;
-        let render = |s: &str| {
-            s.replace("{threads}", &env.proxy_threads.to_string())
-                .replace("{listen}", &listen.to_string())
-                .replace("{upstream}", &upstream.to_string())
-                .replace("{prefix}", &dir.display().to_string())
-        };
-        let conf = dir.join("proxy.conf");
-        std::fs::write(&conf, render(template))
-            .map_err(io(format!("cannot write {}", conf.display())))?;
-        let mut cmd = command(&dir, &conf);
-        // Render placeholders in the arguments too (external commands).
-        let program = cmd.get_program().to_owned();
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|a| render(&a.to_string_lossy()))
-            .collect();
-        let mut rendered = Command::new(program);
-        rendered.args(args).current_dir(&dir);
-        cmd = rendered;
-        let mut child = Child::spawn(&spec.name, cmd, Signal::SIGTERM)?;
-        match child.wait_port(listen, spec.ready_timeout.max(Duration::from_secs(1))) {
-            Ok(()) => return Ok((child, listen)),
-            Err(e) => {
-                let in_use = e.to_string().contains("Address already in use");
-                last_err = Some(e);
-                if !in_use {
-                    break;
-                }
-            }
-        }
-    }
-    Err(last_err
-        .map(TopologyError::from)
-        .unwrap_or_else(|| TopologyError::Io {
-            topology: spec.name.clone(),
-            what: "cannot start".into(),
-            source: std::io::Error::other("no attempt made"),
-        }))
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> std::io::Result<SocketAddr> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    l.local_addr()
 }

@@ -16,15 +16,8 @@ use testkit::scaled;
 fn bench() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bench"));
     // Scenario paths (config templates) are relative to the repository root.
-    c.current_dir(repo_root());
+    c.current_dir(testkit::process::repo_root());
     c
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
 }
 
 /// The bench measures how busy the machine is and flags a rate measured on a busy one (no
@@ -219,7 +212,9 @@ fn a_bad_scenario_is_one_clear_line_and_exit_2() {
     let dir = out_dir("bad-scenario");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.toml");
-    let good = std::fs::read_to_string(repo_root().join("bench/scenarios/default.toml")).unwrap();
+    let good =
+        std::fs::read_to_string(testkit::process::repo_root().join("bench/scenarios/default.toml"))
+            .unwrap();
     std::fs::write(&file, good.replace("rates = [", "rates = [\"fast\", ")).unwrap();
     let o = bench().arg("--scenario").arg(&file).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -247,7 +242,9 @@ fn an_external_proxy_that_fails_to_start_is_explained() {
     let dir = out_dir("external");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("broken.toml");
-    let good = std::fs::read_to_string(repo_root().join("bench/scenarios/default.toml")).unwrap();
+    let good =
+        std::fs::read_to_string(testkit::process::repo_root().join("bench/scenarios/default.toml"))
+            .unwrap();
     let scenario = good.split("[[topology]]").next().unwrap().to_owned()
         + "[[topology]]\nname = \"direct\"\nkind = \"direct\"\n\n[[topology]]\nname = \"broken\"\nkind = \"external\"\n"
         + "command = \"sh -c 'echo cannot bind {listen} for {upstream} >&2; exit 3'\"\n";
@@ -272,50 +269,6 @@ fn an_external_proxy_that_fails_to_start_is_explained() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Every descendant of `root`, with its command line.
-fn descendants(root: u32) -> Vec<(u32, String)> {
-    let mut parents = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if let Some(ppid) = f.get(1).and_then(|p| p.parse::<u32>().ok()) {
-            parents.push((pid, ppid));
-        }
-    }
-    let mut out = vec![];
-    let mut frontier = vec![root];
-    while let Some(p) = frontier.pop() {
-        for (c, _) in parents.iter().filter(|(_, pp)| *pp == p) {
-            let command = std::fs::read(format!("/proc/{c}/cmdline"))
-                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-                .unwrap_or_default();
-            out.push((*c, command));
-            frontier.push(*c);
-        }
-    }
-    out
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
-
 /// Starts a quick run and waits until it runs our proxy (`bench proxy`) beside the app:
 /// the moment with the most kinds of child process to leave behind. Returns the bench and
 /// the pids of its descendants then.
@@ -332,7 +285,7 @@ fn start_and_wait_for_the_proxy(out: &Path) -> (std::process::Child, Vec<u32>) {
     let running = testkit::wait("the bench to run the app and the proxy")
         .within(Duration::from_secs(60))
         .poll(|| {
-            let d = descendants(child.id());
+            let d = testkit::process::descendants(child.id());
             let has = |sub: &str| d.iter().any(|(_, c)| c.contains(sub));
             (has(" app ") && has(" proxy ")).then_some(d)
         });
@@ -344,20 +297,6 @@ fn start_and_wait_for_the_proxy(out: &Path) -> (std::process::Child, Vec<u32>) {
     (child, d.into_iter().map(|(p, _)| p).collect())
 }
 
-fn assert_all_gone(pids: &[u32]) {
-    let wait = testkit::wait("every child of the bench to be gone")
-        .within(Duration::from_secs(10))
-        .every(Duration::from_millis(50));
-    let gone = wait.holds(|| pids.iter().all(|p| !alive(*p)));
-    if !gone {
-        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
-        for p in &left {
-            let _ = kill(Pid::from_raw(*p as i32), Signal::SIGKILL);
-        }
-        panic!("orphans left behind after {:?}: {left:?}", wait.bound());
-    }
-}
-
 #[test]
 fn killing_the_bench_leaves_no_orphan() {
     let _turn = one_bench_at_a_time();
@@ -365,7 +304,7 @@ fn killing_the_bench_leaves_no_orphan() {
     let (mut child, all) = start_and_wait_for_the_proxy(&out);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     let _ = child.wait();
-    assert_all_gone(&all);
+    testkit::process::assert_all_gone(&all);
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -383,7 +322,7 @@ fn ctrl_c_stops_children_writes_partial_results_and_exits_non_zero() {
         t0.elapsed()
     );
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
-    assert_all_gone(&all);
+    testkit::process::assert_all_gone(&all);
     let results = report::load(out.join("results.json")).expect("partial results written");
     assert!(!results.complete);
     assert!(results.warnings.iter().any(|w| w.contains("partial")));

@@ -1,21 +1,79 @@
 //! The app's command-line flags, as a [`clap::Args`] so that other binaries (the bench)
 //! can embed them as a subcommand.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// How a Unix socket is spelled in `--listen`: `unix:` followed by its path.
+pub const UNIX_PREFIX: &str = "unix:";
+
+/// Longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+pub const MAX_UNIX_PATH_BYTES: usize = 107;
+
+/// Where the app listens: `--listen 127.0.0.1:5000` (TCP) or `--listen unix:/path/app.sock`
+/// (a Unix socket, for a proxy on the same host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address; port 0 picks a free port.
+    Tcp(SocketAddr),
+    /// A Unix socket at this absolute path.
+    Unix(PathBuf),
+}
+
+impl FromStr for Listen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Listen, String> {
+        let Some(path) = s.strip_prefix(UNIX_PREFIX) else {
+            return s.parse().map(Listen::Tcp).map_err(|_| {
+                format!(
+                    "expected host:port (e.g. 127.0.0.1:5000) or unix:/absolute/path \
+                     (e.g. unix:/run/tinyfish/app.sock), got {s:?}"
+                )
+            });
+        };
+        if !path.starts_with('/') || path.contains('\0') {
+            return Err(format!(
+                "expected unix: followed by an absolute path (e.g. unix:/run/tinyfish/app.sock), got {s:?}"
+            ));
+        }
+        if path.len() > MAX_UNIX_PATH_BYTES {
+            return Err(format!(
+                "the socket path is {} bytes long; a Unix socket path can be at most \
+                 {MAX_UNIX_PATH_BYTES} bytes",
+                path.len()
+            ));
+        }
+        Ok(Listen::Unix(PathBuf::from(path)))
+    }
+}
+
+/// As `--listen` spells it: `127.0.0.1:5000`, `unix:/run/app.sock`.
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listen::Tcp(a) => a.fmt(f),
+            Listen::Unix(p) => write!(f, "{UNIX_PREFIX}{}", p.display()),
+        }
+    }
+}
 
 /// Flags of the app. Each also reads an environment variable, for containers.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Cli {
-    /// Address to listen on; port 0 picks a free port (the bound address is printed on stdout).
+    /// Address to listen on: host:port (port 0 picks a free port) or unix:/absolute/path
+    /// (a Unix socket); the bound address is printed on stdout.
     #[arg(
         long,
         value_name = "ADDR",
         env = "APP_LISTEN",
         default_value = "0.0.0.0:5000"
     )]
-    pub listen: SocketAddr,
+    pub listen: Listen,
 
     /// Worker threads; 1 runs a single-threaded runtime (cheapest). Default: all cores.
     #[arg(long, value_name = "N", env = "APP_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -39,7 +97,7 @@ impl Cli {
 impl Default for Cli {
     fn default() -> Self {
         Cli {
-            listen: SocketAddr::from(([0, 0, 0, 0], 5000)),
+            listen: Listen::Tcp(SocketAddr::from(([0, 0, 0, 0], 5000))),
             threads: None,
             grace: Duration::from_secs(10),
         }
@@ -68,7 +126,7 @@ mod tests {
         let cli = parse(&[]).unwrap();
         let d = Cli::default();
         assert_eq!(cli.listen, d.listen);
-        assert_eq!(cli.listen.port(), 5000);
+        assert_eq!(cli.listen, Listen::Tcp("0.0.0.0:5000".parse().unwrap()));
         assert_eq!(cli.grace, Duration::from_secs(10));
         assert!(cli.worker_threads() >= 1);
     }
@@ -84,7 +142,7 @@ mod tests {
             "250ms",
         ])
         .unwrap();
-        assert_eq!(cli.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(cli.listen, Listen::Tcp("127.0.0.1:0".parse().unwrap()));
         assert_eq!(cli.worker_threads(), 1);
         assert_eq!(cli.grace, Duration::from_millis(250));
     }
@@ -95,10 +153,31 @@ mod tests {
             &["--threads", "0"][..],
             &["--threads", "many"],
             &["--listen", "nowhere"],
+            &["--listen", "unix:relative/app.sock"],
+            &["--listen", "unix:"],
             &["--grace", "soon"],
             &["--bogus"],
         ] {
             assert!(parse(args).is_err(), "{args:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn listen_takes_a_unix_socket_path() {
+        let cli = parse(&["--listen", "unix:/run/tinyfish/app.sock"]).unwrap();
+        assert_eq!(cli.listen, Listen::Unix("/run/tinyfish/app.sock".into()));
+        assert_eq!(cli.listen.to_string(), "unix:/run/tinyfish/app.sock");
+        assert_eq!(
+            "127.0.0.1:5000".parse::<Listen>().unwrap().to_string(),
+            "127.0.0.1:5000"
+        );
+        let long = format!("unix:/{}", "a".repeat(MAX_UNIX_PATH_BYTES));
+        let e = long.parse::<Listen>().unwrap_err();
+        assert!(e.contains("at most 107 bytes"), "{e}");
+        let e = "unix:app.sock".parse::<Listen>().unwrap_err();
+        assert_eq!(
+            e,
+            "expected unix: followed by an absolute path (e.g. unix:/run/tinyfish/app.sock), got \"unix:app.sock\""
+        );
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Layout, one concept per module:
 //! - [`cli`]: the flags ([`Cli`], a `clap::Args` the bench embeds as a subcommand);
-//! - [`server`]: [`serve`] (a bound listener, a config, metrics, a shutdown future) and [`bind`];
+//! - [`server`]: [`serve`] (a bound listener, a config, metrics, a shutdown future), [`bind`]
+//!   (TCP) and [`bind_unix`] (a Unix socket);
 //! - [`routes`]: what each route answers (see its table);
 //! - [`greeting`]: the greeting, cached per UTC day;
 //! - [`work`]: `/work` parameters, their limits and the CPU spin;
@@ -15,6 +16,8 @@
 //! ```text
 //! cargo run -p app -- --listen 127.0.0.1:5000 --threads 1
 //! curl http://127.0.0.1:5000/
+//! cargo run -p app -- --listen unix:/tmp/app.sock      # prints "listening on unix:/tmp/app.sock"
+//! curl --unix-socket /tmp/app.sock http://localhost/
 //! curl 'http://127.0.0.1:5000/work?cpu_us=200&bytes=16384&delay_ms=5'
 //! ```
 
@@ -31,16 +34,17 @@ use std::io::Write;
 use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 
-pub use cli::Cli;
-pub use server::{bind, serve, ServeConfig, ServeError};
+pub use cli::{Cli, Listen};
+pub use server::{bind, bind_unix, serve, Listener, ServeConfig, ServeError, UnixListener};
 
 /// The `service` tag when `DD_SERVICE` is unset.
 pub const DEFAULT_SERVICE: &str = "tinyfish-app";
 
 /// Runs the app as a program: builds the runtime (`--threads 1`: single-threaded), binds
 /// `--listen`, logs one line to stderr, prints exactly one line `listening on
-/// http://ADDR` (the bound address) to stdout, serves until SIGTERM or SIGINT, lets
-/// requests in flight finish within `--grace`, and returns `Ok`.
+/// http://ADDR` (the bound address) or `listening on unix:/PATH` to stdout, serves until
+/// SIGTERM or SIGINT, lets requests in flight finish within `--grace` (a Unix socket's file
+/// is removed), and returns `Ok`.
 pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -67,15 +71,18 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         // hit the default action (death by signal).
         let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        let listener = bind(cli.listen).await?;
-        let addr = listener.local_addr().map_err(ServeError::LocalAddr)?;
+        let listener = match &cli.listen {
+            Listen::Tcp(addr) => Listener::from(bind(*addr).await?),
+            Listen::Unix(path) => Listener::from(bind_unix(path).await?),
+        };
+        let addr = listener.describe()?;
         eprintln!(
-            "app: listening on http://{addr} with {threads} thread{}; {}",
+            "app: listening on {addr} with {threads} thread{}; {}",
             if threads == 1 { "" } else { "s" },
             telemetry.describe()
         );
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{addr}")
+        writeln!(out, "listening on {addr}")
             .and_then(|()| out.flush())
             .context("cannot write the listening address to stdout")?;
         drop(out);

@@ -32,7 +32,15 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("app: error: {e:#}");
-            ExitCode::FAILURE
+            // A Unix socket path that cannot be used is the flag's fault, as a bad flag is.
+            if matches!(
+                e.downcast_ref::<app::ServeError>(),
+                Some(app::ServeError::BindUnix { .. })
+            ) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -1,10 +1,12 @@
-//! The accept loop: HTTP/1.1 connections served by hyper, graceful shutdown with a grace
-//! period.
+//! The accept loop: HTTP/1.1 connections served by hyper, on TCP or on a Unix socket,
+//! graceful shutdown with a grace period.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use telemetry::Telemetry;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -54,6 +57,22 @@ pub enum ServeError {
         /// Why the bind failed (in the message, not a `source`, so that it is said once).
         error: io::Error,
     },
+    /// A Unix socket cannot be made at the path asked for: its directory is missing or not
+    /// writable, or something that is not a socket is in the way (the `app` binary exits 2,
+    /// as for a bad flag).
+    #[error("cannot listen on unix:{}: {reason}; choose another path with --listen or APP_LISTEN", path.display())]
+    BindUnix {
+        /// The socket path asked for.
+        path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// A server already listens on the Unix socket asked for (its socket is not stale).
+    #[error("cannot listen on unix:{}: a server is already listening on that socket; stop it or choose another path with --listen or APP_LISTEN", path.display())]
+    UnixInUse {
+        /// The socket path asked for.
+        path: PathBuf,
+    },
     /// The listener's own address cannot be read.
     #[error("cannot read the listening socket's address: {0}")]
     LocalAddr(io::Error),
@@ -66,20 +85,164 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|error| ServeError::Bind { addr, error })
 }
 
-/// Serves the app on `listener` until `shutdown` completes, then stops accepting, lets
-/// requests in flight finish within `config.grace` (idle keep-alive connections close at
-/// once), drops whatever is left, and returns.
+/// How long a socket already at the path gets to accept a connection before it is taken
+/// for a live server's (a stale one refuses at once).
+const STALE_PROBE: Duration = Duration::from_secs(1);
+
+/// Binds a Unix socket at `path`. Must run inside a tokio runtime.
+///
+/// A socket already there that nothing listens on (left by a server that was killed) is
+/// removed first; one a server accepts on is [`ServeError::UnixInUse`]. Anything else in
+/// the way (a regular file, a directory, a link) is left alone: [`ServeError::BindUnix`],
+/// as is a missing or read-only directory. The socket file is removed again when the
+/// listener is dropped ([`serve`] drops it when it stops accepting).
+pub async fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
+    let fail = |reason: String| ServeError::BindUnix {
+        path: path.to_owned(),
+        reason,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            match tokio::time::timeout(STALE_PROBE, UnixStream::connect(path)).await {
+                Ok(Err(_)) => match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(fail(format!("cannot remove the stale socket: {e}"))),
+                },
+                Ok(Ok(_)) | Err(_) => {
+                    return Err(ServeError::UnixInUse {
+                        path: path.to_owned(),
+                    })
+                }
+            }
+        }
+        Ok(m) => {
+            let what = if m.is_dir() {
+                "a directory"
+            } else if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else if m.is_file() {
+                "a regular file"
+            } else {
+                "a file that is not a socket"
+            };
+            return Err(fail(format!(
+                "{what} is in the way (only a stale socket is removed)"
+            )));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e.to_string())),
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(|e| {
+        let dir = path.parent().unwrap_or(Path::new("/")).display();
+        fail(match e.kind() {
+            io::ErrorKind::NotFound => format!("{e}: the directory {dir} does not exist"),
+            io::ErrorKind::PermissionDenied => format!("{e}: this user cannot write to {dir}"),
+            _ => e.to_string(),
+        })
+    })?;
+    let id = std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    Ok(UnixListener {
+        inner: listener,
+        path: path.to_owned(),
+        id,
+    })
+}
+
+/// A listening Unix socket that removes its socket file when dropped (if the file at the
+/// path is still this socket: not one a later server has put there).
+#[derive(Debug)]
+pub struct UnixListener {
+    inner: tokio::net::UnixListener,
+    path: PathBuf,
+    id: Option<(u64, u64)>,
+}
+
+impl UnixListener {
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for UnixListener {
+    fn drop(&mut self) {
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.file_type().is_socket() && self.id == Some((m.dev(), m.ino())));
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What [`serve`] accepts on: TCP ([`bind`]) or a Unix socket ([`bind_unix`]).
+#[derive(Debug)]
+pub enum Listener {
+    /// TCP: each connection gets TCP_NODELAY.
+    Tcp(TcpListener),
+    /// A Unix socket, removed when the listener is dropped.
+    Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Self {
+        Listener::Tcp(l)
+    }
+}
+
+impl From<UnixListener> for Listener {
+    fn from(l: UnixListener) -> Self {
+        Listener::Unix(l)
+    }
+}
+
+impl Listener {
+    /// Where it listens, as the app prints it: `http://127.0.0.1:5000` (the bound
+    /// address) or `unix:/run/app.sock`.
+    pub fn describe(&self) -> Result<String, ServeError> {
+        match self {
+            Listener::Tcp(l) => Ok(format!(
+                "http://{}",
+                l.local_addr().map_err(ServeError::LocalAddr)?
+            )),
+            Listener::Unix(l) => Ok(format!("unix:{}", l.path.display())),
+        }
+    }
+}
+
+/// One accepted connection.
+enum Accepted {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, _)| Accepted::Tcp(s)),
+            Listener::Unix(l) => l.inner.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
+}
+
+/// Serves the app on `listener` (a [`TcpListener`] or a [`Listener`]) until `shutdown`
+/// completes, then stops accepting (a Unix socket's file is removed then), lets requests in
+/// flight finish within `config.grace` (idle keep-alive connections close at once), drops
+/// whatever is left, and returns.
 ///
 /// Accept errors (a client that reset, too many open files) are not fatal: the loop
 /// pauses briefly and goes on. Metrics go to `telemetry`; with the agent gone they are
 /// dropped, never waited for.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     config: ServeConfig,
     telemetry: Telemetry,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    listener.local_addr().map_err(ServeError::LocalAddr)?;
+    let listener = listener.into();
+    listener.describe()?;
     let state = Arc::new(State {
         metrics: AppMetrics::new(telemetry),
         echo_max_bytes: config.echo_max_bytes,
@@ -95,7 +258,12 @@ pub async fn serve(
             () = &mut shutdown => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok(Accepted::Tcp(stream)) => {
+                    // Small responses must leave at once, not wait for Nagle.
+                    let _ = stream.set_nodelay(true);
+                    conns.spawn(connection(stream, builder.clone(), state.clone(), stop_rx.clone()));
+                }
+                Ok(Accepted::Unix(stream)) => {
                     conns.spawn(connection(stream, builder.clone(), state.clone(), stop_rx.clone()));
                 }
                 Err(e) => pause_after_accept_error(&e).await,
@@ -121,14 +289,12 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     builder: http1::Builder,
     state: Arc<State>,
     mut stop: watch::Receiver<()>,
 ) {
-    // Small responses must leave at once, not wait for Nagle.
-    let _ = stream.set_nodelay(true);
     let service = service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(handle(&state, req).await) }

@@ -114,6 +114,7 @@ fn bad_flags_are_a_one_line_error() {
         &["--threads", "lots"],
         &["--grace", "soon"],
         &["--listen", "not-an-address"],
+        &["--listen", "unix:relative/app.sock"],
     ] {
         let out = app_command(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -200,4 +201,126 @@ fn sigusr1_flushes_everything_before_its_marker_and_keeps_serving() {
     assert_eq!(durations, 5, "lines before the marker: {:#?}", &lines[..at]);
     // The signal did not stop the app.
     assert_eq!(get(app.addr(), "/healthz").status, 200);
+}
+
+// ------------------------------------------------------------------ a Unix socket
+
+/// A child killed (and reaped) on drop if still running, for an app whose first line is
+/// not `listening on http://…` ([`Process`] reads that one).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns the app (`cmd`, stdout piped) and returns it with its first stdout line, read
+/// within the patience bound.
+fn spawn_reading_first_line(cmd: &mut Command) -> (Running, String) {
+    use std::io::BufRead;
+    let mut child = Running(cmd.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(scaled(Duration::from_secs(15)))
+        .expect("the app printed its listening line");
+    (child, line)
+}
+
+#[test]
+fn listens_on_a_unix_socket_replacing_a_stale_one_and_removes_it_at_exit() {
+    let dir = testkit::unix::SocketDir::new();
+    let path = dir.path("app.sock");
+    // A socket file nobody listens on any more (a killed app's).
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let listen = format!("unix:{}", path.display());
+    let (mut child, line) =
+        spawn_reading_first_line(&mut app_command(&["--listen", &listen, "--threads", "1"]));
+    assert_eq!(line, format!("listening on {listen}\n"));
+    let r = testkit::unix::send(
+        &path,
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().starts_with("Hello World on this date "),
+        "{}",
+        r.text()
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = testkit::wait("the app to exit")
+        .within(Duration::from_secs(15))
+        .until_some(|| child.0.try_wait().unwrap());
+    assert_eq!(status.code(), Some(0));
+    assert!(!path.exists(), "the socket file is removed at exit");
+}
+
+#[test]
+fn a_regular_file_at_the_socket_path_is_a_one_line_error_and_left_alone() {
+    let dir = testkit::unix::SocketDir::new();
+    let path = dir.path("app.sock");
+    std::fs::write(&path, "not a socket").unwrap();
+    let out = app_command(&["--listen", &format!("unix:{}", path.display())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "app: error: cannot listen on unix:{}: a regular file is in the way (only a stale \
+             socket is removed); choose another path with --listen or APP_LISTEN\n",
+            path.display()
+        )
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a socket");
+}
+
+#[test]
+fn a_socket_path_in_a_missing_directory_is_a_one_line_error() {
+    let dir = testkit::unix::SocketDir::new();
+    let path = dir.path("missing").join("app.sock");
+    let out = app_command(&["--listen", &format!("unix:{}", path.display())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("unix:{}", path.display()))
+            && err.contains(&format!(
+                "the directory {} does not exist",
+                dir.path("missing").display()
+            ))
+            && err.contains("--listen"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_unix_socket_a_server_listens_on_is_not_taken_over() {
+    let dir = testkit::unix::SocketDir::new();
+    let path = dir.path("app.sock");
+    let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let out = app_command(&["--listen", &format!("unix:{}", path.display())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("a server is already listening"), "{err}");
+    assert!(path.exists(), "the live server's socket is left alone");
+    drop(live);
 }

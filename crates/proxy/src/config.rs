@@ -18,7 +18,9 @@ pub const PINGORA_MAX_HEADER_BYTES: usize = 1_048_575;
 pub struct Config {
     /// Address to listen on (`host:port`; port 0 picks a free port, reported on stdout).
     pub listen: String,
-    /// Upstream servers (`host:port`); more than one: round-robin with TCP health checks.
+    /// Upstream servers: `host:port`, or `unix:/absolute/path` for a Unix socket on this
+    /// host (a same-host sidecar; it must then be the only upstream, see
+    /// [`unix_socket_path`]). More than one: round-robin with TCP health checks.
     pub upstreams: Vec<String>,
     /// Worker threads; absent: one per CPU.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,7 +219,24 @@ impl Config {
             ));
         }
         for (i, u) in self.upstreams.iter().enumerate() {
-            check_host_port(u).map_err(|m| err(&format!("upstreams[{i}]"), m))?;
+            match u.strip_prefix(UNIX_PREFIX) {
+                Some(path) => {
+                    check_unix_path(u, path).map_err(|m| err(&format!("upstreams[{i}]"), m))?;
+                    if self.upstreams.len() > 1 {
+                        return Err(err(
+                            &format!("upstreams[{i}]"),
+                            format!(
+                                "a Unix-socket upstream must be the only upstream: {u:?} is listed \
+                                 with {} other(s), and several upstreams are health-checked over TCP",
+                                self.upstreams.len() - 1
+                            ),
+                        ));
+                    }
+                }
+                None => {
+                    check_upstream_host_port(u).map_err(|m| err(&format!("upstreams[{i}]"), m))?
+                }
+            }
             if self.upstreams[..i].contains(u) {
                 return Err(err(
                     &format!("upstreams[{i}]"),
@@ -299,6 +318,48 @@ fn check_host_port(s: &str) -> Result<(), String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() || host.contains(char::is_whitespace) || port.parse::<u16>().is_err() {
         return Err(format!("{expected}, got {s:?}"));
+    }
+    Ok(())
+}
+
+/// How an upstream on a Unix socket is spelled: `unix:` followed by the socket's path.
+pub const UNIX_PREFIX: &str = "unix:";
+
+/// Longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+pub const MAX_UNIX_PATH_BYTES: usize = 107;
+
+/// The socket path of an upstream spelled `unix:/path`; `None` for `host:port`.
+///
+/// A Unix-socket upstream must be the only upstream ([`Config::validate`] refuses it among
+/// several): several upstreams are health-checked by pingora's TCP health check over a load
+/// balancer built from `host:port` strings. The socket need not exist at start-up: until it
+/// does, each request gets `502`, as for a TCP upstream that refuses.
+pub fn unix_socket_path(upstream: &str) -> Option<&Path> {
+    upstream.strip_prefix(UNIX_PREFIX).map(Path::new)
+}
+
+fn check_upstream_host_port(s: &str) -> Result<(), String> {
+    check_host_port(s).map_err(|_| {
+        format!(
+            "expected host:port (e.g. \"127.0.0.1:5000\" or \"app:5000\") or \
+             unix:/absolute/path (e.g. \"unix:/run/tinyfish/app.sock\"), got {s:?}"
+        )
+    })
+}
+
+/// `path` is what follows `unix:` in `s`.
+fn check_unix_path(s: &str, path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.contains('\0') {
+        return Err(format!(
+            "expected \"unix:\" followed by an absolute path, e.g. \"unix:/run/tinyfish/app.sock\", got {s:?}"
+        ));
+    }
+    if path.len() > MAX_UNIX_PATH_BYTES {
+        return Err(format!(
+            "the socket path of {s:?} is {} bytes long; a Unix socket path can be at most \
+             {MAX_UNIX_PATH_BYTES} bytes",
+            path.len()
+        ));
     }
     Ok(())
 }
@@ -430,5 +491,98 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("upstreams"));
         let e = Config::from_toml_str("forwarded = \"sometimes\"\n", "p.toml").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("forwarded"), "{e}");
+    }
+
+    #[test]
+    fn a_unix_socket_upstream_is_an_absolute_path_after_unix() {
+        let c =
+            Config::from_toml_str("upstreams = [\"unix:/run/tinyfish/app.sock\"]\n", "t").unwrap();
+        assert_eq!(c.upstreams, ["unix:/run/tinyfish/app.sock"]);
+        assert_eq!(
+            unix_socket_path(&c.upstreams[0]),
+            Some(Path::new("/run/tinyfish/app.sock"))
+        );
+        assert_eq!(unix_socket_path("127.0.0.1:5000"), None);
+        let back = Config::from_toml_str(&c.to_toml_string(), "t").unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn a_relative_or_empty_unix_path_is_refused_naming_the_key() {
+        for bad in [
+            "unix:relative/app.sock",
+            "unix:",
+            "unix:./app.sock",
+            "unix:5000",
+        ] {
+            let e =
+                Config::from_toml_str(&format!("threads = 1\nupstreams = [{bad:?}]\n"), "p.toml")
+                    .unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("upstreams[0]"), "{e}");
+            assert_eq!(e.line, Some(2), "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "p.toml:2: upstreams[0]: expected \"unix:\" followed by an absolute path, \
+                     e.g. \"unix:/run/tinyfish/app.sock\", got {bad:?}"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_unix_path_too_long_for_the_kernel_is_refused() {
+        let longest = format!("unix:/{}", "a".repeat(MAX_UNIX_PATH_BYTES - 1));
+        let c = Config {
+            upstreams: vec![longest.clone()],
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        let c = Config {
+            upstreams: vec![format!("{longest}a")],
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("upstreams[0]"), "{e}");
+        assert!(e.message.contains("at most 107 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_unix_socket_upstream_among_several_is_refused() {
+        let e = Config::from_toml_str(
+            "upstreams = [\"127.0.0.1:5000\", \"unix:/run/app.sock\"]\n",
+            "p.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("upstreams[1]"), "{e}");
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(
+            e.message.starts_with(
+                "a Unix-socket upstream must be the only upstream: \"unix:/run/app.sock\""
+            ),
+            "{e}"
+        );
+        let e = Config {
+            upstreams: vec!["unix:/a.sock".into(), "unix:/b.sock".into()],
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("upstreams[0]"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_upstream_is_told_both_spellings() {
+        let e = Config {
+            upstreams: vec!["nope".into()],
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "expected host:port (e.g. \"127.0.0.1:5000\" or \"app:5000\") or \
+             unix:/absolute/path (e.g. \"unix:/run/tinyfish/app.sock\"), got \"nope\""
+        );
     }
 }

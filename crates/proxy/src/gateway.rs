@@ -2,7 +2,9 @@
 //! error answers, metrics). One [`Gateway`] serves every request of the process.
 
 use std::any::Any;
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,13 +45,40 @@ impl ConnInfo {
     }
 }
 
+/// Where an upstream is, once resolved at start-up: `upstreams` spells it `host:port`
+/// (resolved then) or `unix:/path` (taken as it is: the socket need not exist yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket on this host (an absolute path, see [`crate::config::unix_socket_path`]).
+    Unix(PathBuf),
+}
+
+/// As `upstreams` spells it: `127.0.0.1:5000`, `unix:/run/app.sock`.
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Tcp(a) => a.fmt(f),
+            Target::Unix(p) => write!(f, "{}{}", crate::config::UNIX_PREFIX, p.display()),
+        }
+    }
+}
+
+/// The `Host` sent to a Unix-socket upstream when the client sent none (as NGINX does for
+/// `proxy_pass http://unix:/path:`): the socket's path is no host name.
+pub const UNIX_UPSTREAM_HOST: &str = "localhost";
+
 /// One upstream with its prepared peer.
 #[derive(Debug)]
 pub struct Upstream {
     /// As written in the config (metric tag).
     pub name: String,
-    /// Resolved address.
-    pub addr: SocketAddr,
+    /// Where it is.
+    pub target: Target,
+    /// `Host` for a request that came without one: the name (`host:port`), or
+    /// [`UNIX_UPSTREAM_HOST`] for a Unix socket.
+    host: String,
     peer: HttpPeer,
 }
 
@@ -77,10 +106,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway for resolved upstream addresses (`resolved[i]` for `config.upstreams[i]`).
+    /// Builds the gateway for resolved upstreams (`resolved[i]` for `config.upstreams[i]`).
+    ///
+    /// Panics on a Unix socket path pingora cannot take (longer than a socket address
+    /// holds), which [`Config::validate`] refuses.
     pub fn new(
         config: &Config,
-        resolved: &[SocketAddr],
+        resolved: &[Target],
         picker: Arc<Picker>,
         ids: Arc<RequestIds>,
         metrics: Arc<Metrics>,
@@ -90,15 +122,24 @@ impl Gateway {
             .upstreams
             .iter()
             .zip(resolved)
-            .map(|(name, addr)| {
-                let mut peer = HttpPeer::new(*addr, false, String::new());
+            .map(|(name, target)| {
+                let (mut peer, host) = match target {
+                    Target::Tcp(addr) => (HttpPeer::new(*addr, false, String::new()), name.clone()),
+                    Target::Unix(path) => {
+                        let path = path.to_str().expect("a path from the configuration's text");
+                        let peer = HttpPeer::new_uds(path, false, String::new())
+                            .expect("a socket path validated by Config::validate");
+                        (peer, UNIX_UPSTREAM_HOST.to_owned())
+                    }
+                };
                 peer.options.connection_timeout = Some(t.connect);
                 peer.options.read_timeout = Some(t.read);
                 peer.options.write_timeout = Some(t.write);
                 peer.options.idle_timeout = Some(t.upstream_idle);
                 Upstream {
                     name: name.clone(),
-                    addr: *addr,
+                    target: target.clone(),
+                    host,
                     peer,
                 }
             })
@@ -120,7 +161,7 @@ impl Gateway {
 /// balancer's healthy choice, else plain round robin (none healthy, or not checked yet),
 /// moving on with each retry.
 pub struct Picker {
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Target>,
     lb: Option<Arc<LoadBalancer<RoundRobin>>>,
     rr: AtomicUsize,
 }
@@ -135,8 +176,9 @@ impl std::fmt::Debug for Picker {
 }
 
 impl Picker {
-    /// A picker over resolved upstream addresses, with their load balancer when there are several.
-    pub fn new(addrs: &[SocketAddr], lb: Option<Arc<LoadBalancer<RoundRobin>>>) -> Self {
+    /// A picker over resolved upstreams, with their load balancer when there are several
+    /// (all TCP: a Unix-socket upstream is the only one).
+    pub fn new(addrs: &[Target], lb: Option<Arc<LoadBalancer<RoundRobin>>>) -> Self {
         Picker {
             addrs: addrs.to_vec(),
             lb,
@@ -152,7 +194,12 @@ impl Picker {
         }
         if let Some(lb) = &self.lb {
             if let Some(b) = lb.select(b"", 256) {
-                if let Some(i) = self.addrs.iter().position(|a| b.addr.as_inet() == Some(a)) {
+                let chosen = b.addr.as_inet();
+                if let Some(i) = self
+                    .addrs
+                    .iter()
+                    .position(|t| matches!(t, Target::Tcp(a) if chosen == Some(a)))
+                {
                     return i;
                 }
             }
@@ -333,10 +380,11 @@ impl ProxyHttp for Gateway {
             }
         }
         // An HTTP/1.0 request may omit Host; the HTTP/1.1 request sent on must have one: the
-        // upstream's name, as NGINX sends `$proxy_host` (no X-Forwarded-Host: none was sent).
+        // upstream's name, as NGINX sends `$proxy_host` (`localhost` for a Unix socket; no
+        // X-Forwarded-Host: none was sent).
         if !req.headers.contains_key(http::header::HOST) {
             if let Some(i) = ctx.upstream {
-                req.insert_header(http::header::HOST, self.upstreams[i].name.as_str())?;
+                req.insert_header(http::header::HOST, self.upstreams[i].host.as_str())?;
             }
         }
         if !req.headers.contains_key(headers::X_REQUEST_ID) {

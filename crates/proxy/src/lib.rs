@@ -21,6 +21,7 @@
 //! ```text
 //! proxy -c deploy/proxy.toml
 //! proxy --listen 127.0.0.1:0 --upstream 127.0.0.1:5000     # prints "listening on http://127.0.0.1:PORT"
+//! proxy --listen 127.0.0.1:0 --upstream unix:/run/tinyfish/app.sock   # an app on this host
 //! curl -i http://127.0.0.1:PORT/
 //! ```
 
@@ -63,7 +64,8 @@ pub struct Cli {
     /// Address to listen on, overriding the file (port 0: any free port, printed on stdout).
     #[arg(long, env = "PROXY_LISTEN")]
     pub listen: Option<String>,
-    /// Upstream host:port, overriding the file's list; repeat for several.
+    /// Upstream host:port, or unix:/path for a Unix socket (then the only one), overriding
+    /// the file's list; repeat for several.
     #[arg(long = "upstream", env = "PROXY_UPSTREAMS", value_delimiter = ',')]
     pub upstreams: Vec<String>,
     /// Worker threads, overriding the file (default: one per CPU).
@@ -103,6 +105,15 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
         e
     })?;
     Ok(config)
+}
+
+/// Where upstream `spelled` is: a Unix socket's path as it is (the socket need not exist
+/// yet: until it does, requests get 502), a `host:port` resolved now.
+fn resolve_upstream(spelled: &str) -> anyhow::Result<gateway::Target> {
+    match config::unix_socket_path(spelled) {
+        Some(path) => Ok(gateway::Target::Unix(path.to_owned())),
+        None => resolve("upstream", spelled).map(gateway::Target::Tcp),
+    }
 }
 
 fn resolve(what: &str, hostport: &str) -> anyhow::Result<SocketAddr> {
@@ -148,7 +159,7 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
     let resolved = config
         .upstreams
         .iter()
-        .map(|u| resolve("upstream", u))
+        .map(|u| resolve_upstream(u))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let threads = config.worker_threads();
     // With one thread there is nothing to steal from: a single-threaded runtime does the same
@@ -168,6 +179,7 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
     let conf = Arc::new(conf);
 
     let lb = if resolved.len() > 1 {
+        // All TCP: a Unix-socket upstream is the only one (`Config::validate`).
         let mut lb =
             LoadBalancer::<RoundRobin>::try_from_iter(resolved.iter().map(|a| a.to_string()))
                 .context("cannot set up the upstream load balancer")?;

@@ -121,6 +121,9 @@ pub fn html(results: &Results) -> String {
         out.push_str(&views::comparison_table(&rows).html());
         out.push_str("</div>\n");
     }
+    if let Some(line) = views::memory_line(results) {
+        out.push_str(&format!("<p>{}.</p>\n", escape(&line)));
+    }
     if !results.noise_floor.is_empty() {
         out.push_str("<h2>Noise floor (A/A)</h2>\n<p class=\"note\">The baseline against a second run of itself in the same round: the instrument's own noise per metric. A cost inside it is not measurable.</p>\n");
         out.push_str(&views::noise_table(results).html());

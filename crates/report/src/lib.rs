@@ -43,6 +43,7 @@ pub use error::ReportError;
 pub use html::html;
 pub use markdown::summary_markdown;
 pub use terminal::{headline, terminal_tables};
+pub use views::memory_line;
 
 use model::Results;
 

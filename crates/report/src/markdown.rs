@@ -56,6 +56,9 @@ pub fn summary_markdown(results: &Results) -> String {
         out.push_str(&views::comparison_table(&rows).markdown());
         out.push('\n');
     }
+    if let Some(line) = views::memory_line(results) {
+        out.push_str(&format!("{line}.\n\n"));
+    }
     if !results.noise_floor.is_empty() {
         out.push_str(
             "## Noise floor (A/A)\n\nThe baseline runs twice a round (first and last); the \

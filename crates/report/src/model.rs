@@ -240,6 +240,10 @@ pub struct Environment {
     /// wake-up. Virtual machines can charge 20 µs and more; bare metal a few.
     #[serde(default)]
     pub timed_wakeup_cpu_us: Option<f64>,
+    /// Versions of the programs the topologies ran, by program (`haproxy`, `caddy`,
+    /// `uwsgi`, …): the first line each prints for its version flag.
+    #[serde(default)]
+    pub versions: std::collections::BTreeMap<String, String>,
 }
 
 /// The scenario settings that shape the numbers.
@@ -281,6 +285,10 @@ pub struct ScenarioEcho {
     /// Open loop: the load generator's send window, µs (0: one wake-up per send).
     #[serde(default)]
     pub send_window_us: Option<f64>,
+    /// What each topology served or put its proxy in front of, by topology: `tinyfish-app`,
+    /// or a `[services]` entry with its command or address.
+    #[serde(default)]
+    pub services: std::collections::BTreeMap<String, String>,
 }
 
 /// Closed-loop capacity of one topology.

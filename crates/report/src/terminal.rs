@@ -93,6 +93,10 @@ pub fn terminal_tables(results: &Results) -> String {
         out.push('\n');
         out.push_str(&views::added_resources_table(&rows).plain("  "));
     }
+    if let Some(line) = views::memory_line(results) {
+        out.push('\n');
+        out.push_str(&wrap(&line, WIDTH, "  "));
+    }
     if !results.noise_floor.is_empty() {
         out.push('\n');
         out.push_str(&wrap(

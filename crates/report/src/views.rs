@@ -386,6 +386,9 @@ pub fn environment_line(results: &Results) -> String {
     if let Some(v) = &e.nginx_version {
         line.push_str(&format!("; nginx {v}"));
     }
+    for (program, v) in e.versions.iter().filter(|(p, _)| p.as_str() != "nginx") {
+        line.push_str(&format!("; {program}: {v}"));
+    }
     let gaps = not_covered(results);
     if gaps.is_empty() {
         line.push('.');
@@ -435,4 +438,50 @@ pub fn not_covered(results: &Results) -> Vec<String> {
         gaps.push(format!("rate not held: {}", not_held.join(", ")));
     }
     gaps
+}
+
+/// Memory of each topology against the baseline's, in one sentence (the original post's
+/// question, "memory more than doubled?"): the median over rounds of each trial's peak PSS,
+/// summed over every process tree but the load generator, at the lowest rate every
+/// topology ran (memory there is least the load's). `None` with fewer than two topologies.
+pub fn memory_line(results: &Results) -> Option<String> {
+    let topologies = results.topologies();
+    let rate = results
+        .rates_rps
+        .iter()
+        .copied()
+        .filter(|r| {
+            let cells = digest::cells_at(results, *r);
+            topologies
+                .iter()
+                .all(|t| cells.iter().any(|c| &c.topology == t))
+        })
+        .min_by(f64::total_cmp)?;
+    let cells = digest::cells_at(results, rate);
+    let base = cells.iter().find(|c| c.topology == topologies[0])?;
+    if cells.len() < 2 || base.server_pss_peak_mb <= 0.0 {
+        return None;
+    }
+    let each: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            if c.topology == base.topology {
+                format!("{} {} MB", c.topology, fmt_mb(c.server_pss_peak_mb))
+            } else {
+                format!(
+                    "{} {} MB ({:.2}×)",
+                    c.topology,
+                    fmt_mb(c.server_pss_peak_mb),
+                    c.server_pss_peak_mb / base.server_pss_peak_mb
+                )
+            }
+        })
+        .collect();
+    Some(format!(
+        "Memory against {} (peak PSS of every process but the load generator, median of rounds \
+         at {}): {}",
+        base.topology,
+        rate_label(rate),
+        each.join(", ")
+    ))
 }

@@ -197,3 +197,29 @@ fn with_fewer_than_six_rounds_the_headline_says_there_is_no_interval() {
         r.warnings
     );
 }
+
+/// The original post's question in one line: each topology's memory as a multiple of the
+/// baseline's, from the same trials the tables show.
+#[test]
+fn the_memory_line_gives_each_topology_as_a_multiple_of_the_baseline() {
+    let r = Fake::new(&["flask", "uwsgi", "nginx"], &[500.0, 1000.0], 6, 9).build();
+    let line = report::memory_line(&r).expect("three topologies have a memory line");
+    let mb = |t: &str| {
+        let v: Vec<f64> = r
+            .trials(t, 500.0)
+            .map(|x| x.server_pss_peak_bytes() as f64)
+            .collect();
+        report::units::mb(report::stats::median(&v).unwrap())
+    };
+    assert!(line.starts_with("Memory against flask"), "{line}");
+    assert!(line.contains("at 500 req/s"), "{line}");
+    for t in ["uwsgi", "nginx"] {
+        let want = format!("{t} {} MB ({:.2}×)", fmt_mb(mb(t)), mb(t) / mb("flask"));
+        assert!(line.contains(&want), "{want:?} not in {line}");
+    }
+    assert!(report::terminal_tables(&r).contains("Memory against flask"));
+    assert!(report::summary_markdown(&r).contains(&format!("{line}.")));
+    assert!(report::html(&r).contains("<p>Memory against flask"));
+    let one = Fake::new(&["direct"], &[500.0], 6, 9).build();
+    assert_eq!(report::memory_line(&one), None);
+}

@@ -321,8 +321,11 @@ const DEFAULTED: &[(&str, &[&str])] = &[
             "shapes",
         ],
     ),
-    ("Environment", &["timed_wakeup_cpu_us"]),
-    ("ScenarioEcho", &["baseline_twice", "send_window_us"]),
+    ("Environment", &["timed_wakeup_cpu_us", "versions"]),
+    (
+        "ScenarioEcho",
+        &["baseline_twice", "send_window_us", "services"],
+    ),
     (
         "Trial",
         &[

@@ -1,9 +1,11 @@
 //! [`App`]: `app::serve` on 127.0.0.1:0 in a background thread with its own
-//! single-threaded runtime, from `testkit::app()…start()`; stopped on drop.
+//! single-threaded runtime, from `testkit::app()…start()`; stopped on drop. [`UnixApp`]:
+//! the same on a Unix socket, from `testkit::app()…start_unix(path)`.
 //! [`wait_in_flight`] observes, through the app's own in-flight gauge, that a request has
 //! reached the app's handler (rather than sleeping and hoping it has).
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use telemetry::Telemetry;
 use tokio::sync::oneshot;
 
 use crate::dogstatsd::Sink;
-use crate::patience::wait;
+use crate::patience::{scaled, wait, WAIT};
 use crate::Listening;
 
 /// Grace period of apps started here: short, so dropping one never stalls a test.
@@ -87,9 +89,107 @@ impl AppBuilder {
         App {
             addr,
             telemetry,
-            stop: Some(stop),
-            thread: Some(thread),
+            served: Served {
+                stop: Some(stop),
+                thread: Some(thread),
+            },
         }
+    }
+}
+
+impl AppBuilder {
+    /// Binds a Unix socket at `path` ([`app::bind_unix`]: a stale socket there is removed)
+    /// and serves on it. Panics when the socket or the thread cannot be created.
+    pub fn start_unix(self, path: impl Into<PathBuf>) -> UnixApp {
+        let AppBuilder { config, telemetry } = self;
+        let path = path.into();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (bound_tx, bound) = std::sync::mpsc::channel();
+        let p = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("testkit-app-unix".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                rt.block_on(async move {
+                    let listener = match app::bind_unix(&p).await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = bound_tx.send(Ok(()));
+                    let shutdown = async {
+                        let _ = stopped.await;
+                    };
+                    app::serve(listener, config, telemetry, shutdown)
+                        .await
+                        .expect("app::serve");
+                });
+            })
+            .expect("spawn the app thread");
+        match bound.recv_timeout(scaled(WAIT)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("the app cannot listen on {}: {e}", path.display()),
+            Err(_) => panic!("the app did not bind {} in time", path.display()),
+        }
+        UnixApp {
+            path,
+            served: Served {
+                stop: Some(stop),
+                thread: Some(thread),
+            },
+        }
+    }
+}
+
+/// An app serving on a Unix socket ([`AppBuilder::start_unix`]); shuts down (removing its
+/// socket) and joins its thread on drop.
+#[derive(Debug)]
+pub struct UnixApp {
+    path: PathBuf,
+    served: Served,
+}
+
+impl UnixApp {
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Asks the app to stop and waits for it (its socket file is removed then).
+    pub fn shutdown(mut self) {
+        self.served.stop_and_join();
+    }
+}
+
+/// An app serving on its own thread: asked to stop and joined on drop.
+#[derive(Debug)]
+struct Served {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Served {
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let joined = thread.join();
+            if joined.is_err() && !std::thread::panicking() {
+                panic!("the app thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop_and_join();
     }
 }
 
@@ -99,8 +199,7 @@ impl AppBuilder {
 pub struct App {
     addr: SocketAddr,
     telemetry: Telemetry,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    served: Served,
 }
 
 impl App {
@@ -121,25 +220,7 @@ impl App {
 
     /// Asks the app to stop and waits for it (requests in flight get the grace period).
     pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let joined = thread.join();
-            if joined.is_err() && !std::thread::panicking() {
-                panic!("the app thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        self.stop_and_join();
+        self.served.stop_and_join();
     }
 }
 

@@ -25,6 +25,9 @@
 //! - [`upstream`](mod@upstream): [`upstream()`]: a recording hyper upstream ([`Upstream`]),
 //!   or with `.answer(bytes)` / `.answer_with(..)` / `.script(..)` a scripted raw one
 //!   ([`Scripted`]); both record exactly what they received;
+//! - [`unix`]: the same-host sidecar case: a fresh [`unix::SocketDir`], a raw upstream on a
+//!   Unix socket that records exact bytes and counts connections ([`unix::upstream`]), and
+//!   [`unix::send`] to talk to a Unix socket;
 //! - [`proxy`](mod@proxy): [`proxy()`]: the `proxy` binary with a typed
 //!   [`::proxy::Config`] it reads from a file (`.to(&upstream).read_timeout(..)`), run as a
 //!   [`Process`];
@@ -35,7 +38,10 @@
 //! - [`nginx`]: Debian's NGINX with the bench's configuration in front of an upstream, to
 //!   compare what it does with what our proxy does;
 //! - [`process`]: a child [`Process`] that prints `listening on http://ADDR`, its output,
-//!   signals and exit; [`TempFile`];
+//!   signals and exit; [`TempFile`]; a process tree's descendants, and a wait until they
+//!   are all gone;
+//! - [`installed`]: programs the workspace does not build (caddy, uwsgi, …), found or a
+//!   visible skip (a failure where CI sets `TINYFISH_TEST_REQUIRE_ALL=1`);
 //! - [`schema`]: `results.json` against the committed JSON Schema.
 //!
 //! # Patience: `TINYFISH_TEST_PATIENCE`
@@ -62,17 +68,19 @@
 pub mod app;
 pub mod dogstatsd;
 pub mod http;
+pub mod installed;
 pub mod nginx;
 pub mod patience;
 pub mod process;
 pub mod proxy;
 pub mod schema;
 pub mod tcp;
+pub mod unix;
 pub mod upstream;
 
 use std::net::SocketAddr;
 
-pub use app::{app, App, AppBuilder};
+pub use app::{app, App, AppBuilder, UnixApp};
 pub use dogstatsd::Sink;
 pub use patience::{eventually, scaled, wait};
 pub use process::{Process, TempFile};

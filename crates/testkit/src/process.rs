@@ -16,6 +16,15 @@ use nix::sys::signal::Signal;
 
 use crate::patience::{scaled, wait, WAIT};
 
+/// The workspace's root directory (where scenario files name their templates from).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/testkit is two levels below the workspace root")
+        .to_path_buf()
+}
+
 /// The binary `name` of this workspace, next to the running test's executable
 /// (`target/<profile>/<name>`). Cargo builds a package's binaries before its integration
 /// tests, so a package's own binary is always there; prefer `env!("CARGO_BIN_EXE_<name>")`
@@ -227,5 +236,65 @@ impl AsRef<OsStr> for TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Every descendant of `root`, with its command line.
+pub fn descendants(root: u32) -> Vec<(u32, String)> {
+    let mut parents = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if let Some(ppid) = f.get(1).and_then(|p| p.parse::<u32>().ok()) {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut out = vec![];
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for (c, _) in parents.iter().filter(|(_, pp)| *pp == p) {
+            let command = std::fs::read(format!("/proc/{c}/cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                .unwrap_or_default();
+            out.push((*c, command));
+            frontier.push(*c);
+        }
+    }
+    out
+}
+
+/// Whether `pid` is a live process (not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Waits until every pid is gone (10 s, scaled); kills what is left and fails naming it.
+pub fn assert_all_gone(pids: &[u32]) {
+    let wait = wait("every child of the bench to be gone")
+        .within(Duration::from_secs(10))
+        .every(Duration::from_millis(50));
+    let gone = wait.holds(|| pids.iter().all(|p| !alive(*p)));
+    if !gone {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        for p in &left {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), Signal::SIGKILL);
+        }
+        panic!("orphans left behind after {:?}: {left:?}", wait.bound());
     }
 }

@@ -92,6 +92,15 @@ impl ProxyBuilder {
         self
     }
 
+    /// Forwards to the Unix socket at `path` (`unix:/path`; it must be the only upstream,
+    /// and need not exist yet).
+    pub fn to_unix(mut self, path: impl AsRef<std::path::Path>) -> ProxyBuilder {
+        self.config
+            .upstreams
+            .push(format!("unix:{}", path.as_ref().display()));
+        self
+    }
+
     /// `timeouts.connect`.
     pub fn connect_timeout(mut self, d: Duration) -> ProxyBuilder {
         self.config.timeouts.connect = d;

@@ -12,7 +12,8 @@
 //! byte for byte into one buffer and sent with the body bytes that came with it in one
 //! write; the rest of the body and the response are relayed as they arrive.
 //!
-//! Layout: [`pool`] (idle upstream connections, checked before reuse), [`request`] (the
+//! Layout: [`stream`] (an upstream connection: TCP or a Unix socket), [`pool`] (idle
+//! upstream connections, checked before reuse), [`request`] (the
 //! upstream head), [`response`] (the response head, body framing, chunk scanning),
 //! [`relay`] (one request forwarded: body out, response back, the client watched).
 
@@ -20,19 +21,20 @@ pub(crate) mod pool;
 pub(crate) mod relay;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod stream;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::server::ShutdownWatch;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use crate::config::{Config, ForwardedPolicy};
-use crate::gateway::Picker;
+use crate::gateway::{Picker, Target};
 use crate::headers::RequestIds;
 use crate::metrics::{ErrorKind, Metrics};
 use pool::Pool;
+use stream::Stream;
 
 /// The fast path's shared state (one per process).
 pub struct Fast {
@@ -60,14 +62,14 @@ impl Fast {
     /// The fast path for these resolved upstreams (`resolved[i]` for `config.upstreams[i]`).
     pub fn new(
         config: &Config,
-        resolved: &[SocketAddr],
+        resolved: &[Target],
         picker: Arc<Picker>,
         ids: Arc<RequestIds>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let t = &config.timeouts;
         Fast {
-            pools: resolved.iter().map(|a| Pool::new(*a)).collect(),
+            pools: resolved.iter().cloned().map(Pool::new).collect(),
             pool_size: config.keepalive_pool_size.div_ceil(resolved.len().max(1)),
             picker,
             forwarded: config.forwarded,
@@ -104,12 +106,21 @@ impl Fast {
         }
     }
 
-    async fn connect(&self, i: usize) -> Result<TcpStream, ErrorKind> {
-        match tokio::time::timeout(self.connect, TcpStream::connect(self.pools[i].addr)).await {
-            Ok(Ok(s)) => {
-                let _ = s.set_nodelay(true);
-                Ok(s)
+    /// A new connection to upstream `i`: refused (or, for a Unix socket, no socket at the
+    /// path): [`ErrorKind::Connect`]; not made within `timeouts.connect`: [`ErrorKind::Timeout`].
+    async fn connect(&self, i: usize) -> Result<Stream, ErrorKind> {
+        let connecting = async {
+            match &self.pools[i].target {
+                Target::Tcp(addr) => {
+                    let s = TcpStream::connect(*addr).await?;
+                    let _ = s.set_nodelay(true);
+                    Ok::<_, std::io::Error>(Stream::Tcp(s))
+                }
+                Target::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
             }
+        };
+        match tokio::time::timeout(self.connect, connecting).await {
+            Ok(Ok(s)) => Ok(s),
             Ok(Err(_)) => Err(ErrorKind::Connect),
             Err(_) => Err(ErrorKind::Timeout),
         }

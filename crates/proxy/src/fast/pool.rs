@@ -10,20 +10,21 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
+use super::stream::Stream;
+use crate::gateway::Target;
 
-/// One upstream: its address and its idle connections.
+/// One upstream: where it is and its idle connections.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    pub addr: SocketAddr,
-    idle: parking_lot::Mutex<Vec<(TcpStream, Instant)>>,
+    pub target: Target,
+    idle: parking_lot::Mutex<Vec<(Stream, Instant)>>,
 }
 
-/// Whether the connection has nothing pending: no byte to read and no end of stream.
-pub(crate) fn quiet(s: &TcpStream) -> bool {
+/// Whether the connection (TCP or Unix) has nothing pending: no byte to read and no end
+/// of stream.
+pub(crate) fn quiet(s: &Stream) -> bool {
     let mut probe = [MaybeUninit::<u8>::uninit(); 1];
     matches!(
         socket2::SockRef::from(s).peek(&mut probe),
@@ -32,15 +33,15 @@ pub(crate) fn quiet(s: &TcpStream) -> bool {
 }
 
 impl Pool {
-    pub fn new(addr: SocketAddr) -> Self {
+    pub fn new(target: Target) -> Self {
         Pool {
-            addr,
+            target,
             idle: parking_lot::Mutex::new(Vec::new()),
         }
     }
 
     /// A usable idle connection, dropping unusable ones on the way.
-    pub fn take(&self, max_idle: Duration) -> Option<TcpStream> {
+    pub fn take(&self, max_idle: Duration) -> Option<Stream> {
         let now = Instant::now();
         loop {
             let (s, since) = self.idle.lock().pop()?;
@@ -51,7 +52,7 @@ impl Pool {
     }
 
     /// Keeps a connection for reuse (at most `size`; beyond that it is closed).
-    pub fn put(&self, s: TcpStream, size: usize) {
+    pub fn put(&self, s: Stream, size: usize) {
         let mut idle = self.idle.lock();
         if idle.len() < size {
             idle.push((s, Instant::now()));

@@ -12,10 +12,10 @@ use std::time::Instant;
 
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::request::Request;
 use super::response::{parse_response, ChunkScan, Framing, MAX_RESPONSE_HEAD};
+use super::stream::Stream;
 use super::Fast;
 use crate::answers;
 use crate::buffers;
@@ -58,7 +58,7 @@ pub(crate) async fn write_client(io: &mut L4Stream, bytes: &[u8], limits: Client
 
 /// Writes `a` then `b` to the upstream as one vectored write where the kernel takes it all
 /// (the request head and the body bytes that came with it, without copying them together).
-async fn write_both(up: &mut TcpStream, a: &[u8], b: &[u8]) -> io::Result<()> {
+async fn write_both(up: &mut Stream, a: &[u8], b: &[u8]) -> io::Result<()> {
     let (mut a, mut b) = (a, b);
     while !a.is_empty() {
         let n = up
@@ -246,7 +246,7 @@ async fn exchange(
     conn: &mut Conn,
     io: &mut L4Stream,
     relay: &mut Option<Box<[u8]>>,
-    mut up: TcpStream,
+    mut up: Stream,
     reused: bool,
     i: usize,
     request: Request,

@@ -398,6 +398,7 @@ impl Fake {
                     .then(|| "1.22.1".to_string()),
                 mode: "process".to_string(),
                 timed_wakeup_cpu_us: Some(6.5),
+                versions: Default::default(),
             },
             scenario: ScenarioEcho {
                 name: "default".to_string(),
@@ -417,6 +418,7 @@ impl Fake {
                 seed: self.seed,
                 baseline_twice: self.baseline_twice,
                 send_window_us: None,
+                services: Default::default(),
             },
             capacity: self
                 .topologies
