@@ -100,9 +100,13 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
     // Which topologies can run here.
     let mut topologies: Vec<TopologySpec> = Vec::new();
     for t in &scenario.topologies {
-        if opts.compose && !matches!(t.kind, TopologyKind::Direct | TopologyKind::Proxied) {
+        let compose_runs = matches!(t.kind, TopologyKind::Direct | TopologyKind::Proxied)
+            && scenario.services().of(t.service.as_ref()).is_none()
+            && t.upstream == crate::service::Listen::Tcp;
+        if opts.compose && !compose_runs {
             let w = format!(
-                "skipped topology {}: compose mode runs direct and proxied only",
+                "skipped topology {}: compose mode runs direct and proxied with the TinyFish \
+                 app's containers over TCP only",
                 t.name
             );
             eprintln!("note: {w}");
