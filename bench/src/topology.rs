@@ -199,6 +199,12 @@ pub fn availability(spec: &TopologySpec, services: &Services) -> Result<(), Topo
             hint: message,
         })?;
     }
+    program_availability(spec)
+}
+
+/// Whether the topology's own proxy program is installed (a lookup, no service `check`:
+/// what `up` repeats each time it starts the topology).
+fn program_availability(spec: &TopologySpec) -> Result<(), TopologyError> {
     let (program, hint) = match spec.kind {
         TopologyKind::Direct | TopologyKind::Proxied | TopologyKind::Hyper => return Ok(()),
         TopologyKind::Nginx => (
@@ -306,7 +312,7 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
             ("proxy", "tinyfish-proxy".to_owned(), proxy)
         }
         TopologyKind::Nginx => {
-            availability(spec, &env.services)?;
+            program_availability(spec)?;
             let nginx = find_program("nginx").unwrap_or_else(|| "nginx".into());
             let template = match &spec.config_template {
                 Some(p) => template::read(&spec.name, p)?,
@@ -325,7 +331,7 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
             ("proxy", "nginx".to_owned(), child)
         }
         TopologyKind::External => {
-            availability(spec, &env.services)?;
+            program_availability(spec)?;
             let command = spec.command.clone().unwrap_or_default();
             let template = match &spec.config_template {
                 Some(p) => template::read(&spec.name, p)?,
