@@ -72,8 +72,9 @@ pub struct RunArgs {
 pub enum Command {
     /// Load any URL: open loop at --rate, or closed loop without it.
     Load(loadgen::Cli),
-    /// A DogStatsD agent: receive, aggregate, serve a JSON snapshot.
-    Agent(agent::Cli),
+    /// A DogStatsD agent: receive, aggregate, serve a JSON snapshot and a live page;
+    /// with --containers, each container's CPU and memory too.
+    Agent(crate::local_agent::AgentArgs),
     /// What changed between two runs' results.json, with significance; exit 1 when a
     /// --fail-on rule finds a significant regression, 2 when the runs cannot be compared.
     Compare {
@@ -136,7 +137,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => return compare_run(cli.run),
         Some(Command::Load(c)) => loadgen::run_cli(c),
-        Some(Command::Agent(c)) => agent::run(c),
+        Some(Command::Agent(c)) => crate::local_agent::run(c),
         Some(Command::Compare {
             a,
             b,
@@ -216,6 +217,16 @@ fn compare_run(args: RunArgs) -> ExitCode {
     if args.quick {
         scenario = scenario.quick();
     }
+    let datadog = match crate::datadog_report::Reporter::from_env(
+        &telemetry::DatadogEnv::from_process_env(),
+        &scenario.name,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bench: {e} (the bench reports each trial there; unset it to run without)");
+            return ExitCode::from(2);
+        }
+    };
     let rates_from = match &args.rates_from {
         None => None,
         Some(p) => {
@@ -270,6 +281,7 @@ fn compare_run(args: RunArgs) -> ExitCode {
         progress: !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         compose: args.compose,
         rates_from,
+        datadog,
     };
     let (profile, _) = crate::environment::build_profile();
     eprintln!(
@@ -279,6 +291,9 @@ fn compare_run(args: RunArgs) -> ExitCode {
         profile,
         opts.out.display()
     );
+    if let Some(line) = opts.datadog.describe() {
+        eprintln!("{line}");
+    }
     match run::run(&opts, interrupted) {
         Ok(outcome) => {
             println!("{}", report::terminal_tables(&outcome.results));

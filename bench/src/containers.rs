@@ -83,6 +83,29 @@ impl ContainerSampler {
         Ok(ContainerSampler { docker, runtime })
     }
 
+    /// Connects to the engine at the Unix socket `socket` (`bench agent
+    /// --docker-socket`), negotiating the API version: an error here means the engine
+    /// does not answer there.
+    pub fn connect_socket(socket: &Path) -> Result<Self, ComposeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("docker-api")
+            .enable_all()
+            .build()?;
+        let path = socket.to_string_lossy();
+        let docker = runtime.block_on(async {
+            bollard::Docker::connect_with_unix(&path, 10, bollard::API_DEFAULT_VERSION)?
+                .negotiate_version()
+                .await
+        })?;
+        Ok(ContainerSampler { docker, runtime })
+    }
+
+    /// Runs an Engine API call to completion (from a plain thread).
+    pub fn block_on<F: std::future::Future>(&self, call: F) -> F::Output {
+        self.runtime.block_on(call)
+    }
+
     /// The engine client, for async callers (see [`read_stats`]).
     pub fn docker(&self) -> &bollard::Docker {
         &self.docker
@@ -175,6 +198,91 @@ impl CgroupCounters {
         }
     }
 
+    /// The counters of container `id` (the full id), found in the cgroup hierarchy
+    /// mounted at `root` without its pid: `/proc` may be another pid namespace's (the
+    /// agent in a container). Looks where Docker puts containers (cgroupfs driver
+    /// `docker/ID`, systemd driver `system.slice/docker-ID.scope`), then a few levels
+    /// deep for a directory named after the id. cgroup v1 (cpuacct and memory
+    /// controllers) when `root` has them, else v2.
+    pub fn for_container(root: &Path, id: &str) -> std::io::Result<CgroupCounters> {
+        let missing = || {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no cgroup for container {id} under {}", root.display()),
+            )
+        };
+        let cpuacct = ["cpuacct", "cpu,cpuacct", "cpuacct,cpu"]
+            .iter()
+            .map(|d| root.join(d))
+            .find(|d| d.join("cpuacct.usage").exists());
+        if let Some(cpuacct) = cpuacct {
+            let memory = root.join("memory");
+            let cpu_dir = find_container_dir(&cpuacct, id).ok_or_else(missing)?;
+            let rel = cpu_dir.strip_prefix(&cpuacct).unwrap_or(&cpu_dir);
+            let mem_dir = Some(memory.join(rel))
+                .filter(|d| d.join("memory.stat").exists())
+                .or_else(|| find_container_dir(&memory, id))
+                .ok_or_else(missing)?;
+            return Ok(CgroupCounters {
+                cpu: cpu_dir.join("cpuacct.usage"),
+                memory_stat: mem_dir.join("memory.stat"),
+                v2: false,
+            });
+        }
+        let dir = find_container_dir(root, id)
+            .filter(|d| d.join("cpu.stat").exists())
+            .ok_or_else(missing)?;
+        Ok(CgroupCounters {
+            cpu: dir.join("cpu.stat"),
+            memory_stat: dir.join("memory.stat"),
+            v2: true,
+        })
+    }
+
+    /// Everything the Datadog container check reports from this cgroup, read now.
+    pub fn read_detail(&self) -> std::io::Result<CgroupDetail> {
+        let basic = self.read()?;
+        let mem = std::fs::read_to_string(&self.memory_stat)?;
+        let dir = |p: &Path, f: &str| p.with_file_name(f);
+        let read_u64 =
+            |p: PathBuf| -> Option<u64> { std::fs::read_to_string(p).ok()?.trim().parse().ok() };
+        let (user_ns, system_ns, usage, cache, inactive_file) = if self.v2 {
+            let cpu = std::fs::read_to_string(&self.cpu).unwrap_or_default();
+            (
+                stat_value(&cpu, "user_usec").map(|us| us * 1000),
+                stat_value(&cpu, "system_usec").map(|us| us * 1000),
+                read_u64(dir(&self.memory_stat, "memory.current")),
+                stat_value(&mem, "file"),
+                stat_value(&mem, "inactive_file"),
+            )
+        } else {
+            // cpuacct.usage_user/_sys are nanoseconds (Linux 4.7+); cpuacct.stat is in
+            // USER_HZ ticks, 100 a second on every Linux the engine runs on.
+            let ticks = std::fs::read_to_string(dir(&self.cpu, "cpuacct.stat")).unwrap_or_default();
+            let user = read_u64(dir(&self.cpu, "cpuacct.usage_user"))
+                .or_else(|| stat_value(&ticks, "user").map(|t| t * 10_000_000));
+            let system = read_u64(dir(&self.cpu, "cpuacct.usage_sys"))
+                .or_else(|| stat_value(&ticks, "system").map(|t| t * 10_000_000));
+            (
+                user,
+                system,
+                read_u64(dir(&self.memory_stat, "memory.usage_in_bytes")),
+                stat_value(&mem, "cache"),
+                stat_value(&mem, "total_inactive_file")
+                    .or_else(|| stat_value(&mem, "inactive_file")),
+            )
+        };
+        Ok(CgroupDetail {
+            cpu_ns: basic.cpu_ns,
+            user_ns,
+            system_ns,
+            memory_usage: usage,
+            rss_bytes: basic.rss_bytes,
+            cache_bytes: cache,
+            working_set: usage.map(|u| u.saturating_sub(inactive_file.unwrap_or(0))),
+        })
+    }
+
     /// Host pids of the processes in the cgroup (`cgroup.procs` beside `memory.stat`).
     pub fn pids(&self) -> Vec<u32> {
         let procs = self.memory_stat.with_file_name("cgroup.procs");
@@ -198,6 +306,71 @@ impl CgroupCounters {
         let rss_bytes = stat_value(&mem, if self.v2 { "anon" } else { "rss" }).unwrap_or(0);
         Ok(ContainerReading { cpu_ns, rss_bytes })
     }
+}
+
+/// What [`CgroupCounters::read_detail`] reads: the figures behind the Datadog
+/// container check's `container.cpu.*` and `container.memory.*` metrics. `None`: the
+/// kernel does not offer that file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CgroupDetail {
+    /// Cumulative CPU time, user + system, ns (as [`ContainerReading::cpu_ns`]).
+    pub cpu_ns: u64,
+    /// Cumulative user CPU time, ns.
+    pub user_ns: Option<u64>,
+    /// Cumulative system CPU time, ns.
+    pub system_ns: Option<u64>,
+    /// Memory charged to the cgroup, page cache included, bytes (v1
+    /// `memory.usage_in_bytes`, v2 `memory.current`).
+    pub memory_usage: Option<u64>,
+    /// Anonymous memory, bytes (as [`ContainerReading::rss_bytes`]).
+    pub rss_bytes: u64,
+    /// Page cache, bytes (v1 `cache`, v2 `file`).
+    pub cache_bytes: Option<u64>,
+    /// Usage less inactive file pages: what the kernel cannot reclaim easily, bytes.
+    pub working_set: Option<u64>,
+}
+
+/// The directory of container `id` in the cgroup hierarchy at `root`: the places the
+/// engine's cgroup drivers use, then a breadth-first search a few levels deep.
+fn find_container_dir(root: &Path, id: &str) -> Option<PathBuf> {
+    let scope = format!("docker-{id}.scope");
+    for rel in [
+        format!("docker/{id}"),
+        format!("system.slice/{scope}"),
+        id.to_owned(),
+    ] {
+        let d = root.join(rel);
+        if d.is_dir() {
+            return Some(d);
+        }
+    }
+    let mut level = vec![root.to_path_buf()];
+    let mut visited = 0;
+    for _ in 0..5 {
+        let mut next = Vec::new();
+        for dir in level {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                visited += 1;
+                if visited > 20_000 {
+                    return None;
+                }
+                if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name == id || name == scope.as_str() || name.contains(id) {
+                    return Some(e.path());
+                }
+                next.push(e.path());
+            }
+        }
+        level = next;
+    }
+    None
 }
 
 fn stat_value(text: &str, key: &str) -> Option<u64> {

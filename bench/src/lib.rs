@@ -23,7 +23,12 @@
 //! - [`wrk`]: the cross-check of our load generator against wrk;
 //! - [`environment`]: machine facts, build profile, output directory;
 //! - [`progress`]: progress bars;
+//! - [`datadog_report`]: each trial's figures and boundaries to the user's Datadog agent,
+//!   as the run happens;
 //! - [`run`]: the orchestration of one bench run (capacity, ceiling, trials, agent);
+//! - [`local_agent`]: `bench agent`, the DogStatsD agent with the container check
+//!   ([`container_check`]: each compose container's CPU and memory, as Datadog's
+//!   Docker integration reports them, tagged by [`container_meta`]);
 //! - [`cli`]: flags and subcommands.
 //!
 //! The statistics, the rate checks and the warnings are the `report` crate's.
@@ -36,10 +41,14 @@ pub mod calibrate;
 pub mod child;
 pub mod cli;
 pub mod compose;
+pub mod container_check;
+pub mod container_meta;
 pub mod containers;
+pub mod datadog_report;
 pub mod environment;
 pub mod healthcheck;
 pub mod load;
+pub mod local_agent;
 pub mod plan;
 pub mod progress;
 pub mod run;

@@ -33,6 +33,7 @@ use anyhow::{bail, Context};
 use loadgen::{LoadReport, LoadSpec, Mode};
 use report::model::{self, CalibrationStep, Capacity, Results, ScenarioEcho, Thresholds, Trial};
 
+use crate::datadog_report;
 use crate::environment;
 use crate::load::{self, Observed};
 use crate::plan;
@@ -63,6 +64,8 @@ pub struct RunOptions {
     /// Repeat these absolute rates (from another run's results.json) instead of deriving
     /// rates: (the file, each shape's name and rates; `""` for a single-shape run).
     pub rates_from: Option<(PathBuf, RatesByShape)>,
+    /// Each trial's figures and boundaries to the user's Datadog agent (off unless set).
+    pub datadog: datadog_report::Reporter,
 }
 
 /// Each shape's name and its rates, req/s (`""` names a single-shape run's rates).
@@ -361,7 +364,19 @@ impl Runner<'_> {
                             round + 1,
                             s.rounds,
                         ));
-                        let trial = self.trial(t, &mut running, rate, round, slot.replicate)?;
+                        let at = datadog_report::At {
+                            topology: &t.name,
+                            shape: &shape.name,
+                            rate,
+                            round,
+                            rounds: s.rounds,
+                            replicate: slot.replicate,
+                            sequence: self.sequence,
+                        };
+                        opts.datadog.started(&at);
+                        let trial = self.trial(t, &mut running, rate, round, slot.replicate);
+                        opts.datadog.finished(&at, trial.as_ref());
+                        let trial = trial?;
                         self.progress.done(&format!(
                             "round {}/{}  {:<14} {:>8.0} req/s  p50 {:>8}  p99 {:>8}  server CPU {:>6.1} µs/req  machine {:>3.0} %{}",
                             round + 1,

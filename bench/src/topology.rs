@@ -320,7 +320,8 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
             };
             let (child, at) = template::start(&launch(&template), |dir, conf| {
                 let mut c = Command::new(&nginx);
-                c.arg("-p")
+                c.envs(agent_env(env))
+                    .arg("-p")
                     .arg(dir)
                     .arg("-c")
                     .arg(conf)
@@ -337,8 +338,11 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
                 Some(p) => template::read(&spec.name, p)?,
                 None => String::new(),
             };
-            let (child, at) =
-                template::start(&launch(&template), |_, _| template::shell(&command))?;
+            let (child, at) = template::start(&launch(&template), |_, _| {
+                let mut c = template::shell(&command);
+                c.envs(agent_env(env));
+                c
+            })?;
             running.entry = at.tcp().unwrap_or(running.entry);
             let program = command_program(&command)
                 .rsplit('/')
@@ -453,16 +457,25 @@ fn self_command(env: &Env, role: &str, service: &str) -> Command {
         .args(["--threads", &threads.to_string()])
         .env("DD_SERVICE", service)
         .env("DD_ENV", &env.dd_env)
-        .env("DD_VERSION", env!("CARGO_PKG_VERSION"))
-        .env_remove("DD_DOGSTATSD_URL");
-    match env.agent {
-        Some(a) => {
-            c.env("DD_AGENT_HOST", a.ip().to_string())
-                .env("DD_DOGSTATSD_PORT", a.port().to_string());
-        }
-        None => {
-            c.env_remove("DD_AGENT_HOST");
-        }
+        .env("DD_VERSION", env!("CARGO_PKG_VERSION"));
+    if env.agent.is_none() {
+        c.env_remove("DD_AGENT_HOST").env_remove("DD_DOGSTATSD_URL");
     }
+    c.envs(agent_env(env));
     c
+}
+
+/// The embedded agent's address in every variable a DogStatsD client reads (the URL wins
+/// over the host and port), set on each child the bench starts: a `DD_AGENT_HOST` or
+/// `DD_DOGSTATSD_URL` in the bench's own environment names the user's agent, which gets
+/// the bench's reports ([`crate::datadog_report`]), never the children's metrics. Set, not
+/// removed: templated children are rebuilt from the variables a command sets.
+fn agent_env(env: &Env) -> Vec<(&'static str, String)> {
+    env.agent.map_or_else(Vec::new, |a| {
+        vec![
+            ("DD_AGENT_HOST", a.ip().to_string()),
+            ("DD_DOGSTATSD_PORT", a.port().to_string()),
+            ("DD_DOGSTATSD_URL", format!("udp://{a}")),
+        ]
+    })
 }

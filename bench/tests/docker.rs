@@ -72,6 +72,10 @@ fn validate_configs(compose: &ComposeCommand, root: &Path, project: &str) {
             "65532:65532",
             "bench",
             "/healthz",
+            // compose/common.yml, through `extends`:
+            "pid: host",
+            "DD_CONTAINER_INCLUDE",
+            "REVISION",
         ] {
             assert!(
                 cfg.contains(needle),
@@ -123,6 +127,60 @@ fn validate_configs(compose: &ComposeCommand, root: &Path, project: &str) {
         assert!(
             !publishes(&cfg, 8125),
             "DogStatsD must not be published\n{cfg}"
+        );
+    }
+}
+
+/// compose/nginx.yml (NGINX in front of the app, Datadog's NGINX integration through
+/// Autodiscovery) and compose/cgroup-host.yml (Compose v2 only).
+fn validate_nginx_and_overrides(compose: &ComposeCommand, root: &Path, project: &str) {
+    let nginx = "compose/nginx.yml";
+    let cfg = compose
+        .config(
+            root,
+            project,
+            &[nginx],
+            &[("NGINX_IMAGE", "example.test/nginx:dummy")],
+        )
+        .unwrap_or_else(|e| panic!("{nginx} does not validate: {e}"));
+    for needle in [
+        "example.test/nginx:dummy",
+        "com.datadoghq.ad.checks",
+        "nginx_status_url",
+        "%%host%%:8081/nginx_status",
+        "deploy/nginx/compose.conf",
+        "/etc/tinyfish/nginx.conf",
+        "condition: service_healthy",
+        "com.datadoghq.tags.service: tinyfish-nginx",
+        "com.datadoghq.tags.service: tinyfish-app",
+        "pid: host",
+        "read_only: true",
+    ] {
+        assert!(cfg.contains(needle), "{nginx}: no {needle:?} in\n{cfg}");
+    }
+    assert!(publishes(&cfg, 8080), "{cfg}");
+    for port in [5000, 8081, 8125] {
+        assert!(!publishes(&cfg, port), "{nginx} publishes {port}\n{cfg}");
+    }
+    let cfg = compose
+        .config(root, project, &[nginx, compose::LOCAL_AGENT_FILE], &[])
+        .unwrap_or_else(|e| panic!("{nginx} + local agent does not validate: {e}"));
+    assert!(
+        cfg.contains("local-agent:") && publishes(&cfg, 8181),
+        "{cfg}"
+    );
+
+    // `cgroup: host` is Compose v2's; docker-compose 1.29 rejects the key, which is why
+    // it is an override of its own.
+    let files = ["compose/proxied.yml", "compose/cgroup-host.yml"];
+    let with = compose.config(root, project, &files, &[]);
+    if compose.is_v2() {
+        let cfg = with.unwrap_or_else(|e| panic!("{files:?} do not validate: {e}"));
+        assert!(cfg.contains("cgroup: host"), "{cfg}");
+    } else {
+        assert!(
+            with.is_err(),
+            "docker-compose 1.29 accepted `cgroup: host`: it can move into common.yml"
         );
     }
 }
@@ -287,6 +345,126 @@ fn check_topology(
     );
 }
 
+/// `down -v --remove-orphans` of a project run from `files`, on drop.
+struct Down<'a> {
+    compose: &'a ComposeCommand,
+    root: &'a Path,
+    project: &'a str,
+    files: &'a [&'a str],
+}
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .compose
+            .command(self.root, self.project, self.files)
+            .args(["down", "-v", "--remove-orphans", "--timeout", "10"])
+            .output();
+    }
+}
+
+/// compose/nginx.yml with the local agent, NGINX from a stand-in image made of Debian's
+/// package (deploy/standin/make-nginx): hello through NGINX on 8080, `stub_status` on
+/// 8081 inside the project's network (what Datadog's NGINX check reads), the app's
+/// metrics at the agent, nothing left after `down`.
+fn check_nginx(compose: &ComposeCommand, root: &Path, project: &str) {
+    let out = Command::new(root.join("deploy/standin/make-nginx"))
+        .output()
+        .expect("deploy/standin/make-nginx runs");
+    assert!(
+        out.status.success(),
+        "deploy/standin/make-nginx failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let files = ["compose/nginx.yml", compose::LOCAL_AGENT_FILE];
+    let down = Down {
+        compose,
+        root,
+        project,
+        files: &files,
+    };
+    let up = compose
+        .command(root, project, &files)
+        .args(["up", "-d", "--no-build"])
+        .env("NGINX_IMAGE", &image)
+        .output()
+        .expect("compose up runs");
+    assert!(
+        up.status.success(),
+        "nginx.yml: up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let entry = Topology::Proxied.entry();
+    let ps = |service: &str| {
+        let out = compose
+            .command(root, project, &files)
+            .args(["ps", "-q", service])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let nginx = ps("nginx");
+    let hello = testkit::wait("NGINX in compose/nginx.yml to answer on 127.0.0.1:8080")
+        .within(Duration::from_secs(120))
+        .every(Duration::from_millis(250))
+        .poll(|| {
+            testkit::http::try_get(entry, "/")
+                .ok()
+                .filter(|r| r.status == 200)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "nginx.yml: no answer; nginx's log:\n{}",
+                docker(&["logs", &nginx])
+            )
+        });
+    assert!(
+        hello.text().starts_with("Hello World on this date "),
+        "{}",
+        hello.text()
+    );
+    let sec = docker(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}}",
+        &nginx,
+    ]);
+    assert_eq!(sec, "true [ALL]", "nginx hardening");
+    // stub_status, from inside the project's network (the app's image has `bench`).
+    let app = ps("app");
+    // `docker` asserts the exit status: healthcheck exits 0 only on a 200.
+    docker(&[
+        "exec",
+        &app,
+        "bench",
+        "healthcheck",
+        "http://nginx:8081/nginx_status",
+    ]);
+    for _ in 0..20 {
+        assert_eq!(testkit::http::get(entry, "/").status, 200);
+    }
+    let tag = "service:tinyfish-app";
+    let seen = testkit::wait("the app's requests behind NGINX to reach the agent")
+        .within(Duration::from_secs(45))
+        .every(Duration::from_millis(250))
+        .poll(|| {
+            compose::agent_snapshot(compose::AGENT_HTTP, Duration::from_secs(5))
+                .ok()
+                .filter(|s| s.total("tinyfish.app.requests", &[tag]) >= 20.0)
+        });
+    assert!(
+        seen.is_some(),
+        "nginx.yml: the app's metrics did not reach the agent"
+    );
+    drop(down);
+    let left = leftovers(project);
+    assert!(
+        left.is_empty(),
+        "nginx.yml: left behind after down: {left:?}"
+    );
+}
+
 #[test]
 #[ignore = "needs a Docker engine and compose: run by .ci/run with --ignored"]
 fn compose_topologies_end_to_end() {
@@ -305,6 +483,7 @@ fn compose_topologies_end_to_end() {
     );
 
     validate_configs(&compose, &root, &project);
+    validate_nginx_and_overrides(&compose, &root, &project);
 
     let started = Instant::now();
     let status = Command::new(root.join("deploy/build-offline"))
@@ -327,6 +506,7 @@ fn compose_topologies_end_to_end() {
     for topology in Topology::ALL {
         check_topology(&compose, topology, &opts, &sampler);
     }
+    check_nginx(&compose, &root, &project);
     assert!(leftovers(&project).is_empty());
 }
 
@@ -371,21 +551,23 @@ fn datadog_agent_refuses_to_start_without_a_key() {
     let dir = std::env::temp_dir().join(format!("tinyfish-datadog-env-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let env = dir.join("datadog.env");
-    for topology in Topology::ALL {
-        let script = agent_start_script(&root.join(topology.file()), &dir);
+    // Written once, in compose/common.yml, which every topology extends.
+    {
+        let file = "compose/common.yml";
+        let script = agent_start_script(&root.join(file), &dir);
         let _ = std::fs::remove_file(&env);
 
         let (ok, out, err) = run_script(&script);
         assert!(
             !ok && !out.contains("entrypoint"),
             "{}: started without datadog.env",
-            topology.file()
+            file
         );
         assert!(
             err.contains("cp deploy/datadog/datadog.env.example deploy/datadog/datadog.env")
                 && err.contains("local-agent.yml"),
             "{}: {err}",
-            topology.file()
+            file
         );
 
         // The example as shipped has no key: still refused.
@@ -394,13 +576,9 @@ fn datadog_agent_refuses_to_start_without_a_key() {
         assert!(
             !ok && !out.contains("entrypoint"),
             "{}: started with an empty key",
-            topology.file()
+            file
         );
-        assert!(
-            err.contains("DD_API_KEY is empty"),
-            "{}: {err}",
-            topology.file()
-        );
+        assert!(err.contains("DD_API_KEY is empty"), "{}: {err}", file);
 
         std::fs::write(
             &env,
@@ -408,7 +586,7 @@ fn datadog_agent_refuses_to_start_without_a_key() {
         )
         .unwrap();
         let (ok, out, err) = run_script(&script);
-        assert!(ok, "{}: {err}", topology.file());
+        assert!(ok, "{}: {err}", file);
         assert!(out.contains("entrypoint"), "{out}");
         assert!(
             out.contains("DD_API_KEY=0123456789abcdef0123456789abcdef"),

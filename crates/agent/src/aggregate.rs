@@ -410,6 +410,22 @@ impl Aggregator {
         self.n_contexts
     }
 
+    /// The sketches of metric `name` in this window, each with its context's tags
+    /// (sorted): what [`crate::series`] merges per service.
+    pub(crate) fn sketches<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = (&'a [Box<str>], &'a DDSketch)> + 'a {
+        self.contexts
+            .values()
+            .flatten()
+            .filter(move |c| &*c.name == name)
+            .filter_map(|c| match &c.agg {
+                Agg::Sketch(s) => Some((&*c.tags, &s.sketch)),
+                _ => None,
+            })
+    }
+
     /// Lines rejected so far, by kind.
     pub fn malformed(&self, kind: Malformed) -> u64 {
         self.malformed[kind.index()]

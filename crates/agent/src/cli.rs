@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 
 use crate::AgentConfig;
@@ -20,7 +22,8 @@ pub struct Cli {
     )]
     pub listen: SocketAddr,
 
-    /// Address to serve the JSON snapshot on (`GET /`), e.g. 127.0.0.1:8181.
+    /// Address to serve the JSON snapshot on (`GET /`) and the live page
+    /// (`GET /dashboard`), e.g. 127.0.0.1:8181.
     #[arg(long, value_name = "ADDR", env = "AGENT_HTTP")]
     pub http: Option<SocketAddr>,
 
@@ -58,8 +61,18 @@ impl Cli {
     }
 }
 
-/// Runs the agent until SIGINT or SIGTERM; says where it listens on stderr.
+/// Runs the agent until SIGINT or SIGTERM; says where it listens on stderr (and, when
+/// serving HTTP, `listening on http://ADDR` as the first line on stdout).
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    run_with(cli, |_| Ok(()))
+}
+
+/// [`run`], with `attach` called once the agent listens (the bench starts its
+/// container check there); what it returns is dropped before the agent shuts down.
+pub fn run_with<G>(
+    cli: Cli,
+    attach: impl FnOnce(&crate::AgentHandle) -> anyhow::Result<G>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -67,7 +80,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async {
         let agent = crate::start(cli.config()).await?;
         eprintln!("{}; Ctrl-C to stop", agent.describe());
+        if let Some(addr) = agent.http_addr() {
+            // The workspace's convention (app, proxy): the bound address, first on stdout,
+            // for whoever started us with port 0.
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on http://{addr}").context("cannot write to stdout")?;
+            out.flush().context("cannot write to stdout")?;
+        }
+        let attached = attach(&agent)?;
         wait_for_signal().await?;
+        drop(attached);
         agent.shutdown().await;
         Ok(())
     })

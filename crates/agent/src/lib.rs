@@ -10,7 +10,10 @@
 //!   malformed lines by kind;
 //! - [`receive`]: one OS thread per socket, recv into a reused buffer, kernel drops;
 //! - [`snapshot`]: [`Snapshot`], the JSON data and its look-up helpers;
-//! - [`http`]: `GET /` returns the snapshot;
+//! - [`series`]: per-second points per service (CPU, memory, request rate, latency) in
+//!   a bounded ring, for the live page;
+//! - [`http`]: `GET /` returns the snapshot, `GET /dashboard` the live page, `GET
+//!   /series` its data;
 //! - [`print`](mod@print): `--print`, one aligned line per metric that changed, per interval;
 //! - [`cli`]: [`Cli`] and [`run`] for `bench agent`.
 //!
@@ -26,7 +29,10 @@
 //! ```
 //!
 //! Run alone: `cargo run -p bench -- agent --listen 127.0.0.1:8125 --http 127.0.0.1:8181 --print`,
-//! then `curl -s 127.0.0.1:8181/`.
+//! then `curl -s 127.0.0.1:8181/`, or open http://127.0.0.1:8181/dashboard.
+//!
+//! Metrics made inside the process (the bench's container check) go in through a
+//! [`Submitter`] ([`AgentHandle::submitter`]), as if received.
 
 #![forbid(unsafe_code)]
 
@@ -36,6 +42,7 @@ pub mod http;
 pub mod parse;
 pub mod print;
 pub mod receive;
+pub mod series;
 pub mod snapshot;
 
 use std::io;
@@ -47,8 +54,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use aggregate::Aggregator;
-pub use cli::{run, Cli};
+pub use cli::{run, run_with, Cli};
 pub use parse::{parse_packet, Item, Malformed, MetricKind};
+pub use series::{Point, SeriesPage, ServicePoint};
 pub use snapshot::{EventSnapshot, MetricSnapshot, ServiceCheckSnapshot, Snapshot};
 
 use receive::{DropCounter, Shared};
@@ -63,7 +71,8 @@ pub struct AgentConfig {
     pub udp: SocketAddr,
     /// A Unix datagram socket to listen on too (the agent's `dsd.socket` convention).
     pub socket: Option<PathBuf>,
-    /// Where to serve the JSON snapshot (`GET /`); none: no HTTP server.
+    /// Where to serve the JSON snapshot (`GET /`) and the live page (`GET /dashboard`);
+    /// none: no HTTP server, and no per-second series kept (the page is their reader).
     pub http: Option<SocketAddr>,
     /// Print one line per changed metric every `flush_interval` on stdout.
     pub print: bool,
@@ -142,6 +151,8 @@ pub(crate) struct Core {
     drops: Option<DropCounter>,
     /// Kernel drops at the start of the current window.
     drops_base: Mutex<u64>,
+    /// The live page's points, when HTTP is served.
+    series: Option<Mutex<series::Series>>,
 }
 
 impl Core {
@@ -154,6 +165,12 @@ impl Core {
         let base = *self.drops_base.lock().unwrap_or_else(|p| p.into_inner());
         s.kernel_drops = self.drops_now().map(|d| d.saturating_sub(base));
         s
+    }
+
+    /// The live page's points after `since`; `None` when no series are kept.
+    pub(crate) fn series_page(&self, since: Option<f64>) -> Option<SeriesPage> {
+        let s = self.series.as_ref()?;
+        Some(s.lock().unwrap_or_else(|p| p.into_inner()).page(since))
     }
 
     pub(crate) fn take_snapshot(&self) -> Snapshot {
@@ -182,6 +199,7 @@ pub struct AgentHandle {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     printer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+    series: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     http_stop: Option<tokio::sync::watch::Sender<bool>>,
     http_task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -226,12 +244,14 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         ),
         None => None,
     };
-    let shared = Arc::new(Shared::new(config.print));
+    let keep_series = http.is_some();
+    let shared = Arc::new(Shared::with_windows(config.print, keep_series));
     let drops = DropCounter::for_socket(&udp);
     let core = Arc::new(Core {
         shared: shared.clone(),
         drops,
         drops_base: Mutex::new(0),
+        series: keep_series.then(|| Mutex::new(series::Series::new())),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let mut handle = AgentHandle {
@@ -243,6 +263,7 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
         stop: stop.clone(),
         threads: Vec::new(),
         printer: None,
+        series: None,
         http_stop: None,
         http_task: None,
     };
@@ -259,8 +280,14 @@ pub async fn start(config: AgentConfig) -> Result<AgentHandle, AgentError> {
     }
     if config.print {
         let (tx, rx) = mpsc::channel();
-        let t = print::spawn(shared, config.flush_interval, rx).map_err(thread_err("printer"))?;
+        let t = print::spawn(shared.clone(), config.flush_interval, rx)
+            .map_err(thread_err("printer"))?;
         handle.printer = Some((tx, t));
+    }
+    if keep_series {
+        let (tx, rx) = mpsc::channel();
+        let t = spawn_series(core.clone(), rx).map_err(thread_err("series"))?;
+        handle.series = Some((tx, t));
     }
     if let Some(listener) = http {
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -302,6 +329,13 @@ impl AgentHandle {
         self.core.take_snapshot()
     }
 
+    /// A way to add metrics made inside the process to every window, as if received.
+    pub fn submitter(&self) -> Submitter {
+        Submitter {
+            shared: self.core.shared.clone(),
+        }
+    }
+
     /// One line for a start-up log: where the agent listens.
     pub fn describe(&self) -> String {
         let mut s = format!(
@@ -313,7 +347,9 @@ impl AgentHandle {
             s.push_str(&format!(", unix://{}", p.display()));
         }
         if let Some(a) = self.http_addr {
-            s.push_str(&format!(", snapshot at http://{a}/"));
+            s.push_str(&format!(
+                ", snapshot at http://{a}/, live page at http://{a}/dashboard"
+            ));
         }
         s
     }
@@ -334,11 +370,12 @@ impl AgentHandle {
         }
         let threads = std::mem::take(&mut self.threads);
         let printer = self.printer.take();
+        let series = self.series.take();
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
             }
-            if let Some((tx, t)) = printer {
+            for (tx, t) in printer.into_iter().chain(series) {
                 let _ = tx.send(());
                 let _ = t.join();
             }
@@ -357,4 +394,75 @@ impl Drop for AgentHandle {
             let _ = std::fs::remove_file(p);
         }
     }
+}
+
+/// Adds metrics made inside the process (not received) to the agent's windows: the
+/// snapshot, `--print` and the live page see them as if a client had sent them, but no
+/// datagram or line is counted. Cheap to clone; usable from any thread.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    shared: Arc<Shared>,
+}
+
+impl Submitter {
+    /// A gauge `name` = `value` with `tags` (`key:value`; a `,` in a tag, which would
+    /// split it, becomes `_`). Non-finite values are not submitted.
+    pub fn gauge(&self, name: &str, value: f64, tags: &[String]) {
+        if !value.is_finite() || name.is_empty() {
+            return;
+        }
+        let tags = tags
+            .iter()
+            .map(|t| t.replace(',', "_"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let raw_value = value.to_string();
+        let item = Item::Metric(parse::Metric {
+            name,
+            kind: MetricKind::Gauge,
+            raw_value: &raw_value,
+            sample_rate: 1.0,
+            tags: parse::Tags(&tags),
+            container_id: None,
+            timestamp: None,
+        });
+        self.shared.ingest_item(&item);
+    }
+}
+
+/// Starts the thread that closes a one-second window every second (on a fixed
+/// schedule, so the points do not drift) and adds its point to the series.
+fn spawn_series(core: Arc<Core>, stop: mpsc::Receiver<()>) -> io::Result<JoinHandle<()>> {
+    const SECOND: Duration = Duration::from_secs(1);
+    std::thread::Builder::new()
+        .name("agent-series".into())
+        .spawn(move || {
+            let mut next = std::time::Instant::now() + SECOND;
+            loop {
+                let wait = next.saturating_duration_since(std::time::Instant::now());
+                if !matches!(
+                    stop.recv_timeout(wait),
+                    Err(mpsc::RecvTimeoutError::Timeout)
+                ) {
+                    return;
+                }
+                next += SECOND;
+                let now = std::time::Instant::now();
+                if next < now {
+                    // Far behind (a suspended machine): start the schedule again.
+                    next = now + SECOND;
+                }
+                let (Some(window), Some(series)) = (core.shared.take_series(), &core.series) else {
+                    return;
+                };
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                series
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(&window, t);
+            }
+        })
 }

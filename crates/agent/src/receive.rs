@@ -30,12 +30,14 @@ pub const RECV_BUFFER: usize = 8 * 1024 * 1024;
 pub const MAX_DATAGRAM: usize = 64 * 1024;
 const POLL: Duration = Duration::from_millis(100);
 
-/// The aggregators the receivers feed: the main window, and the printer's interval
-/// window when `--print` is on.
+/// The aggregators the receivers feed: the main window, the printer's interval
+/// window when `--print` is on, and the per-second window of [`crate::series`] when the
+/// live page is served.
 #[derive(Debug, Default)]
 pub struct Shared {
     main: Mutex<Aggregator>,
     print: Option<Mutex<Aggregator>>,
+    series: Option<Mutex<Aggregator>>,
 }
 
 fn lock(m: &Mutex<Aggregator>) -> MutexGuard<'_, Aggregator> {
@@ -45,26 +47,45 @@ fn lock(m: &Mutex<Aggregator>) -> MutexGuard<'_, Aggregator> {
 impl Shared {
     /// Aggregators for a receiver; `print` adds the printer's interval window.
     pub fn new(print: bool) -> Self {
+        Self::with_windows(print, false)
+    }
+
+    /// Aggregators for a receiver; `print` adds the printer's interval window, `series`
+    /// the per-second window.
+    pub fn with_windows(print: bool, series: bool) -> Self {
         Shared {
             main: Mutex::new(Aggregator::new()),
             print: print.then(|| Mutex::new(Aggregator::new())),
+            series: series.then(|| Mutex::new(Aggregator::new())),
         }
     }
 
     /// Parses one datagram once and aggregates it into every window.
     pub fn ingest(&self, packet: &[u8]) {
         let mut main = lock(&self.main);
-        match &self.print {
-            None => main.ingest(packet),
-            Some(p) => {
-                let mut print = lock(p);
-                main.count_packet(packet.len());
-                print.count_packet(packet.len());
-                for item in parse::parse_packet(packet) {
-                    main.ingest_result(&item);
-                    print.ingest_result(&item);
-                }
+        if self.print.is_none() && self.series.is_none() {
+            return main.ingest(packet);
+        }
+        let mut print = self.print.as_ref().map(lock);
+        let mut series = self.series.as_ref().map(lock);
+        main.count_packet(packet.len());
+        for w in print.iter_mut().chain(series.iter_mut()) {
+            w.count_packet(packet.len());
+        }
+        for item in parse::parse_packet(packet) {
+            main.ingest_result(&item);
+            for w in print.iter_mut().chain(series.iter_mut()) {
+                w.ingest_result(&item);
             }
+        }
+    }
+
+    /// Aggregates an item made inside the process (not received: no datagram or line
+    /// is counted) into every window.
+    pub fn ingest_item(&self, item: &parse::Item<'_>) {
+        lock(&self.main).ingest_item(item);
+        for w in self.print.iter().chain(self.series.iter()) {
+            lock(w).ingest_item(item);
         }
     }
 
@@ -76,6 +97,11 @@ impl Shared {
     /// Takes the printer's interval window, if printing.
     pub fn take_print(&self) -> Option<Aggregator> {
         self.print.as_ref().map(|p| std::mem::take(&mut *lock(p)))
+    }
+
+    /// Takes the per-second window, if keeping series.
+    pub fn take_series(&self) -> Option<Aggregator> {
+        self.series.as_ref().map(|p| std::mem::take(&mut *lock(p)))
     }
 }
 

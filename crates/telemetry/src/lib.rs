@@ -348,18 +348,8 @@ impl Telemetry {
             tags.push(("version".to_owned(), v.clone()));
         }
         let dropped = Arc::new(AtomicU64::new(0));
-        let sink: Box<dyn MetricSink + Send + Sync + std::panic::RefUnwindSafe> = match &target {
-            Target::Off => return Ok(Self::with_parts(Target::Off, tags, None, dropped)),
-            Target::Udp { host, port } => Box::new(LateUdpSink::new(host.clone(), *port)?),
-            Target::Unix(path) => {
-                let socket = UnixDatagram::unbound()?;
-                socket.set_nonblocking(true)?;
-                Box::new(BufferedUnixMetricSink::with_capacity(
-                    path,
-                    socket,
-                    UDS_MAX_PAYLOAD,
-                ))
-            }
+        let Some(sink) = sink(&target)? else {
+            return Ok(Self::with_parts(Target::Off, tags, None, dropped));
         };
         let d = dropped.clone();
         let queue = QueuingMetricSink::builder()
@@ -727,8 +717,32 @@ fn shard_index() -> usize {
     SHARD.with(|s| *s)
 }
 
+/// A sink that writes DogStatsD lines to a [`Target`], whatever its kind.
+pub type DynSink = Box<dyn MetricSink + Send + Sync + std::panic::RefUnwindSafe>;
+
+/// The sink [`Telemetry`] writes through, for a process that sends lines of its own (the
+/// bench's reports, events): buffered UDP whose agent host is resolved on first use and
+/// retried at most once a second while it does not resolve, or a buffered Unix datagram
+/// socket; non-blocking, so a missing agent never stalls the caller. Lines are sent when a
+/// datagram is full and on [`MetricSink::flush`]. `None` when the target is off.
+pub fn sink(target: &Target) -> Result<Option<DynSink>, ConfigError> {
+    Ok(Some(match target {
+        Target::Off => return Ok(None),
+        Target::Udp { host, port } => Box::new(LateUdpSink::new(host.clone(), *port)?),
+        Target::Unix(path) => {
+            let socket = UnixDatagram::unbound()?;
+            socket.set_nonblocking(true)?;
+            Box::new(BufferedUnixMetricSink::with_capacity(
+                path,
+                socket,
+                UDS_MAX_PAYLOAD,
+            ))
+        }
+    }))
+}
+
 /// Lets the queue own a boxed sink.
-struct BoxSink(Box<dyn MetricSink + Send + Sync + std::panic::RefUnwindSafe>);
+struct BoxSink(DynSink);
 
 impl MetricSink for BoxSink {
     fn emit(&self, metric: &str) -> io::Result<usize> {
