@@ -92,9 +92,37 @@ fn build(context: &Path, builder: &str, tag: &str, revision: &str) -> String {
     )
 }
 
+/// The build log without terminal colour codes: the classic builder wraps each chunk of
+/// a step's stderr in `ESC[91m … ESC[0m`, even inside a line ("Compiling" ESC… " app v0.1.0").
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (a letter).
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn compiled(log: &str, krate: &str) -> bool {
-    log.lines()
+    plain(log)
+        .lines()
         .any(|l| l.contains(&format!("Compiling {krate} v")))
+}
+
+#[test]
+fn colour_codes_inside_a_line_are_removed() {
+    let log = "\u{1b}[91m   Compiling\u{1b}[0m\u{1b}[91m proxy v0.1.0 (/src/crates/proxy)\n";
+    assert!(compiled(log, "proxy"));
+    assert!(!compiled(log, "app"));
 }
 
 #[test]
