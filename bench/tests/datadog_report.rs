@@ -15,14 +15,7 @@ use agent::{AgentConfig, AgentHandle, Snapshot};
 fn bench() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bench"));
     c.current_dir(testkit::process::repo_root());
-    for v in [
-        "DD_AGENT_HOST",
-        "DD_DOGSTATSD_PORT",
-        "DD_DOGSTATSD_URL",
-        "DD_ENV",
-        "DD_SERVICE",
-        "DD_VERSION",
-    ] {
+    for v in testkit::dogstatsd::DATADOG_VARS {
         c.env_remove(v);
     }
     c
@@ -35,12 +28,7 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    testkit::process::describe(o)
 }
 
 /// The user's agent, on a runtime of its own.

@@ -35,12 +35,7 @@ fn out_dir(name: &str) -> PathBuf {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    testkit::process::describe(o)
 }
 
 fn installed(program: &str) -> bool {

@@ -298,3 +298,13 @@ pub fn assert_all_gone(pids: &[u32]) {
         panic!("orphans left behind after {:?}: {left:?}", wait.bound());
     }
 }
+
+/// A finished child's status, stdout and stderr, for an assertion message.
+pub fn describe(o: &std::process::Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
