@@ -113,7 +113,15 @@ fn validate_configs(compose: &ComposeCommand, root: &Path, project: &str) {
         let cfg = compose
             .config(root, project, &[topology.file(), local], &[])
             .unwrap_or_else(|e| panic!("{} + {local} does not validate: {e}", topology.file()));
-        for needle in ["local-agent:", "- datadog", "- agent", "--listen"] {
+        for needle in [
+            "local-agent:",
+            "- datadog",
+            "- agent",
+            "--listen",
+            "--containers",
+            "/var/run/docker.sock:/var/run/docker.sock:ro",
+            "/sys/fs/cgroup:/host/sys/fs/cgroup:ro",
+        ] {
             assert!(
                 cfg.contains(needle),
                 "{} + {local}: no {needle:?} in\n{cfg}",
@@ -264,11 +272,22 @@ fn check_topology(
             "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.SecurityOpt}}",
             &c.id,
         ]);
+        // The local agent is uid 0 for the Engine API socket (root's), with nothing else.
+        let user = if c.role == Role::Agent {
+            "0:0"
+        } else {
+            "65532:65532"
+        };
         assert_eq!(
-            sec, "65532:65532 true [no-new-privileges:true]",
+            sec,
+            format!("{user} true [no-new-privileges:true]"),
             "{}",
             c.service
         );
+        if c.role == Role::Agent {
+            let caps = docker(&["inspect", "--format", "{{.HostConfig.CapDrop}}", &c.id]);
+            assert_eq!(caps, "[ALL]", "{}: capabilities", c.service);
+        }
         let ports = docker(&["port", &c.id]);
         let expected = match c.role {
             Role::App if topology == Topology::Direct => "5000/tcp -> 127.0.0.1:5000",
@@ -305,6 +324,17 @@ fn check_topology(
     wait_for_metric(&project, "tinyfish.app.requests", "tinyfish-app");
     if topology == Topology::Proxied {
         wait_for_metric(&project, "tinyfish.proxy.requests", "tinyfish-proxy");
+    }
+    // The local agent's container check, as Datadog's Docker integration: each service's
+    // container CPU and memory, under Datadog's names and unified service tags.
+    for role in topology.roles() {
+        let service = match role {
+            Role::App => "tinyfish-app",
+            Role::Proxy => "tinyfish-proxy",
+            Role::Agent => continue,
+        };
+        wait_for_metric(&project, "container.cpu.usage", service);
+        wait_for_metric(&project, "container.memory.rss", service);
     }
 
     let after = sampler.read(&app).expect("app stats");
