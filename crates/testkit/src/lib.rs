@@ -20,8 +20,9 @@
 //!   with [`http::send`], a keep-alive [`http::Conn`], a [`http::Response`] out, and a
 //!   [`http::ReadError`] that tells a cut response from a refused one;
 //! - [`tcp`]: raw sockets: [`tcp::exchange`] (bytes in, everything until close out), a reset
-//!   instead of a close, and `/proc/net/tcp` to wait until a peer has read what was sent or
-//!   seen a FIN, or to count CLOSE_WAIT sockets;
+//!   instead of a close, and the kernel's view of one socket (netlink `sock_diag`) to wait
+//!   until a peer has read what was sent or seen a FIN (`/proc/net/tcp` to count CLOSE_WAIT
+//!   sockets);
 //! - [`upstream`](mod@upstream): [`upstream()`]: a recording hyper upstream ([`Upstream`]),
 //!   or with `.answer(bytes)` / `.answer_with(..)` / `.script(..)` a scripted raw one
 //!   ([`Scripted`]); both record exactly what they received;
@@ -74,6 +75,7 @@ pub mod patience;
 pub mod process;
 pub mod proxy;
 pub mod schema;
+mod sock_diag;
 pub mod tcp;
 pub mod unix;
 pub mod upstream;

@@ -1,10 +1,11 @@
 //! Raw sockets: exact bytes in, everything until close out; a reset instead of a close; and
-//! the kernel's own view of a loopback connection (`/proc/net/tcp`), so a test can wait for
+//! the kernel's own view of a loopback connection (`sock_diag`, `/proc/net/tcp`), so a test can wait for
 //! "the peer has read what I sent" or "the peer has seen my FIN" instead of sleeping.
 //!
 //! - [`exchange`]: write bytes on a new connection, read until the server closes;
 //! - [`connect`], [`read_to_close`], [`closed_port`], [`reset`];
-//! - [`Socket`], [`socket`], [`sockets`], [`close_wait_to`]: `/proc/net/tcp` entries;
+//! - [`Socket`], [`socket`] (one socket, asked of the kernel by netlink `sock_diag`),
+//!   [`sockets`], [`close_wait_to`] (`/proc/net/tcp`, every socket of the machine);
 //! - [`wait_read_by_peer`], [`wait_fin_seen`], [`fin_seen`]: waits on those entries.
 
 use std::io::{Read, Write};
@@ -91,7 +92,7 @@ pub enum State {
 }
 
 impl State {
-    fn from_code(code: u8) -> State {
+    pub(crate) fn from_code(code: u8) -> State {
         match code {
             0x01 => State::Established,
             0x02 => State::SynSent,
@@ -152,8 +153,14 @@ pub fn sockets() -> Vec<Socket> {
 }
 
 /// The socket with this local and remote address, if it exists (not in TIME_WAIT's
-/// successor: gone).
+/// successor: gone). Asked of the kernel for that one socket (`sock_diag`), so its cost
+/// does not grow with the machine's other sockets; `/proc/net/tcp` where that fails.
 pub fn socket(local: SocketAddr, remote: SocketAddr) -> Option<Socket> {
+    if let (SocketAddr::V4(l), SocketAddr::V4(r)) = (local, remote) {
+        if let Ok(found) = crate::sock_diag::lookup(l, r) {
+            return found;
+        }
+    }
     sockets()
         .into_iter()
         .find(|s| s.local == local && s.remote == remote && s.state != State::Listen)
