@@ -191,6 +191,7 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
             .rates_from
             .as_ref()
             .map(|(p, _)| p.display().to_string()),
+        versus: Vec::new(),
         shapes: Vec::new(),
     };
     if !results.environment.optimized {

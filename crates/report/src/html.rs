@@ -121,6 +121,12 @@ pub fn html(results: &Results) -> String {
         out.push_str(&views::comparison_table(&rows).html());
         out.push_str("</div>\n");
     }
+    let versus = crate::versus::versus_rows(results);
+    if !versus.is_empty() {
+        out.push_str("<h2>Ours head to head</h2>\n<p class=\"note\">Our proxy minus each other proxy, paired per round (both ran in the same round), with the same exact intervals: negative means ours costs less; n.s. or (noise) means the bench cannot tell the two apart.</p>\n<div class=\"scroll\">\n");
+        out.push_str(&crate::versus::versus_table(&versus).html());
+        out.push_str("</div>\n");
+    }
     if let Some(line) = views::memory_line(results) {
         out.push_str(&format!("<p>{}.</p>\n", escape(&line)));
     }

@@ -34,6 +34,7 @@ pub mod svg;
 mod table;
 mod terminal;
 pub mod units;
+pub mod versus;
 mod views;
 
 use std::path::{Path, PathBuf};
@@ -48,7 +49,8 @@ pub use views::memory_line;
 use model::Results;
 
 /// Fills what a run derives from its trials, in order: the rate checks, the A/A noise
-/// floor, the summary, the warnings and the headline. A multi-shape run's shapes are
+/// floor, the summary, ours head to head with the other proxies, the warnings and the
+/// headline. A multi-shape run's shapes are
 /// finished already; its own warnings gain theirs (once where every shape has the same,
 /// else named by shape) and its headline compares the shapes.
 pub fn finish(results: &mut Results) {
@@ -56,6 +58,7 @@ pub fn finish(results: &mut Results) {
         results.rate_checks = checks::rate_checks(results);
         results.noise_floor = summary::noise_floor(results);
         results.summary = summary::summarize(results);
+        results.versus = versus::versus(results);
         let warnings = checks::trial_warnings(results);
         results.warnings.extend(warnings);
     } else {

@@ -56,6 +56,18 @@ pub fn summary_markdown(results: &Results) -> String {
         out.push_str(&views::comparison_table(&rows).markdown());
         out.push('\n');
     }
+    let versus = crate::versus::versus_rows(results);
+    if !versus.is_empty() {
+        out.push_str(
+            "## Ours head to head
+
+Our proxy minus each other proxy, paired per round (both \
+             ran in the same round), with the same exact intervals: negative means ours costs \
+             less; **n.s.** or _(noise)_ means the bench cannot tell the two apart.\n\n",
+        );
+        out.push_str(&crate::versus::versus_table(&versus).markdown());
+        out.push('\n');
+    }
     if let Some(line) = views::memory_line(results) {
         out.push_str(&format!("{line}.\n\n"));
     }

@@ -77,6 +77,10 @@ pub struct Results {
     /// The results.json whose absolute rates this run repeated (`--rates-from`).
     #[serde(default)]
     pub rates_from: Option<String>,
+    /// Our proxy against every other topology behind a proxy, head to head per rate:
+    /// paired per round (both ran in the same round), ours − other, with exact intervals.
+    #[serde(default)]
+    pub versus: Vec<VersusRow>,
     /// A multi-shape run (`[[shape]]` in the scenario): each request shape with its own
     /// complete results (capacity, ceiling, rates, trials, summary, noise floor, checks,
     /// warnings, headline). The top level then keeps the run's environment, scenario,
@@ -160,6 +164,30 @@ pub struct CalibrationStep {
     pub loadgen_thread_busy: f64,
     /// Corrected p50, µs.
     pub p50_us: f64,
+}
+
+/// Our proxy against another proxy at one rate, head to head: ours − other, paired by
+/// round, each estimate judged against the A/A noise floor of its metric at that rate.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VersusRow {
+    /// Our proxy's topology (`proxied`).
+    pub topology: String,
+    /// The topology it is compared with (e.g. `nginx`).
+    pub other: String,
+    /// Target rate.
+    pub rate_rps: f64,
+    /// Rounds that ran both.
+    pub rounds: usize,
+    /// Server CPU per request, ours − other, µs (negative: ours is cheaper).
+    pub cpu_us_per_request: Estimate,
+    /// p50 latency, ours − other, µs.
+    pub p50_us: Estimate,
+    /// p99 latency, ours − other, µs.
+    pub p99_us: Estimate,
+    /// Server memory (peak PSS), ours − other, bytes.
+    pub pss_bytes: Estimate,
+    /// Whether the rate is clean (latency is compared only at clean rates).
+    pub clean: bool,
 }
 
 /// The baseline against itself at one rate (second run − first run, paired by round).

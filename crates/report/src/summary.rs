@@ -17,14 +17,14 @@ pub fn baseline(results: &Results) -> Option<String> {
 }
 
 /// A per-round value of a trial.
-type Metric = fn(&Trial) -> f64;
+pub(crate) type Metric = fn(&Trial) -> f64;
 
-const P50: Metric = |t| t.latency_us.p50;
-const P90: Metric = |t| t.latency_us.p90;
-const P99: Metric = |t| t.latency_us.p99;
-const CPU: Metric = |t| t.server_cpu_us_per_request();
-const PSS: Metric = |t| t.server_pss_peak_bytes() as f64;
-const ANON: Metric = |t| t.server_anon_peak_bytes() as f64;
+pub(crate) const P50: Metric = |t| t.latency_us.p50;
+pub(crate) const P90: Metric = |t| t.latency_us.p90;
+pub(crate) const P99: Metric = |t| t.latency_us.p99;
+pub(crate) const CPU: Metric = |t| t.server_cpu_us_per_request();
+pub(crate) const PSS: Metric = |t| t.server_pss_peak_bytes() as f64;
+pub(crate) const ANON: Metric = |t| t.server_anon_peak_bytes() as f64;
 
 /// The baseline's value per round at `rate` (mean of its A/A runs where it ran twice),
 /// keyed by round.
@@ -94,7 +94,7 @@ pub fn noise_floor(results: &Results) -> Vec<NoiseRow> {
 }
 
 /// The noise floor of one metric at one rate, if the baseline ran twice.
-fn floor(results: &Results, base: &str, rate: f64, f: Metric) -> Option<f64> {
+pub(crate) fn floor(results: &Results, base: &str, rate: f64, f: Metric) -> Option<f64> {
     aa(results, base, rate, f).and_then(|(e, _)| e.noise_floor)
 }
 

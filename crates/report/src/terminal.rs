@@ -93,6 +93,19 @@ pub fn terminal_tables(results: &Results) -> String {
         out.push('\n');
         out.push_str(&views::added_resources_table(&rows).plain("  "));
     }
+    let versus = crate::versus::versus_rows(results);
+    if !versus.is_empty() {
+        out.push('\n');
+        out.push_str(&wrap(
+            &format!(
+                "Ours head to head: {OURS} − the other proxy, paired per round (the same exact \
+                 intervals); negative = ours costs less; n.s. = cannot be told apart"
+            ),
+            WIDTH,
+            "",
+        ));
+        out.push_str(&crate::versus::versus_table(&versus).plain("  "));
+    }
     if let Some(line) = views::memory_line(results) {
         out.push('\n');
         out.push_str(&wrap(&line, WIDTH, "  "));
@@ -351,18 +364,23 @@ pub fn headline(results: &Results) -> String {
             .find(|r| r.topology == NGINX && units_same_rate(r.rate_rps, row.rate_rps));
         if let Some(n) = nginx {
             s.push_str(&format!(" Behind NGINX it pays {}.", costs(n)));
-            let d = row.added_cpu_us_per_request.estimate - n.added_cpu_us_per_request.estimate;
-            let verdict = if d.abs() < 0.05 * n.added_cpu_us_per_request.estimate.abs().max(1.0) {
-                "about the same CPU as NGINX".to_string()
-            } else if d < 0.0 {
-                format!("{} µs less CPU per request than NGINX", units::fmt_cpu(-d))
-            } else {
-                format!("{} µs more CPU per request than NGINX", units::fmt_cpu(d))
-            };
-            s.push_str(&format!(
-                " Ours adds {verdict} at {} (difference of the two estimates).",
-                views::rate_label(row.rate_rps)
-            ));
+            let head_to_head = crate::versus::versus_rows(results).into_iter().find(|v| {
+                v.topology == ours && v.other == NGINX && units_same_rate(v.rate_rps, row.rate_rps)
+            });
+            if let Some(v) = head_to_head {
+                let cpu = crate::versus::verdict(
+                    &v.cpu_us_per_request,
+                    units::fmt_cpu,
+                    "µs",
+                    "CPU per request",
+                    "NGINX",
+                );
+                let p50 = crate::versus::verdict(&v.p50_us, fmt_us, "µs", "p50 latency", "NGINX");
+                s.push_str(&format!(
+                    " Head to head at {} (paired per round), ours costs {cpu}, and adds {p50}.",
+                    views::rate_label(row.rate_rps)
+                ));
+            }
         }
     }
     s

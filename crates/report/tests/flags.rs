@@ -140,8 +140,9 @@ fn the_terminal_marks_the_flagged_rate() {
             .filter(|l| l.trim_start().starts_with(prefix))
             .count()
     };
-    // 2 added-latency rows + 2 added-resource rows + 1 noise row + 3 load generator rows.
-    assert_eq!(rows("8000 req/s ⚑"), 2 + 2 + 1 + 3, "{s}");
+    // 2 added-latency rows + 2 added-resource rows + 1 head-to-head row + 1 noise row + 3
+    // load generator rows.
+    assert_eq!(rows("8000 req/s ⚑"), 2 + 2 + 1 + 1 + 3, "{s}");
     assert_eq!(rows("8000 req/s  "), 0, "{s}");
     let line = s
         .lines()
@@ -180,7 +181,7 @@ fn the_headline_speaks_for_the_highest_clean_rate() {
     );
     assert!(!h.contains("8000"), "the flagged rate makes no claim: {h}");
     assert!(
-        h.contains("Ours adds") && h.contains("at 4000 req/s (difference"),
+        h.contains("Head to head at 4000 req/s (paired per round), ours costs"),
         "{h}"
     );
     // Without the flag the same run speaks for 8000.

@@ -458,6 +458,7 @@ impl Fake {
             thresholds: self.thresholds,
             rate_checks: Vec::new(),
             rates_from: None,
+            versus: Vec::new(),
             shapes: Vec::new(),
         }
     }
@@ -774,16 +775,11 @@ fn spectrum(l: &Latency) -> Vec<[f64; 2]> {
         .collect()
 }
 
-/// Fills what the bench derives from the trials, in its order (`bench/src/run.rs`):
-/// rate checks, the noise floor, the summary, the trials' warnings (appended to those
-/// already there), the headline.
+/// Fills what the bench derives from the trials, as the bench does ([`report::finish`]):
+/// rate checks, the noise floor, the summary, ours head to head, the trials' warnings
+/// (appended to those already there), the headline.
 pub fn finish(r: &mut Results) {
-    r.rate_checks = report::checks::rate_checks(r);
-    r.noise_floor = report::summary::noise_floor(r);
-    r.summary = report::summary::summarize(r);
-    let warnings = report::checks::trial_warnings(r);
-    r.warnings.extend(warnings);
-    r.headline = report::headline(r);
+    report::finish(r);
 }
 
 /// `topologies` × `rates` × `rounds` with the default costs, the baseline twice a round.
