@@ -1,6 +1,7 @@
 //! Raw sockets: exact bytes in, everything until close out; a reset instead of a close; and
-//! the kernel's own view of a loopback connection (`sock_diag`, `/proc/net/tcp`), so a test can wait for
-//! "the peer has read what I sent" or "the peer has seen my FIN" instead of sleeping.
+//! the kernel's own view of a loopback connection (`sock_diag`, `/proc/net/tcp`), so a test
+//! can wait for "the peer has read what I sent" or "the peer has seen my FIN" instead of
+//! sleeping.
 //!
 //! - [`exchange`]: write bytes on a new connection, read until the server closes;
 //! - [`connect`], [`read_to_close`], [`closed_port`], [`reset`];
