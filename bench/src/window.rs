@@ -4,11 +4,13 @@
 //! publishes it ([`loadgen::Live::window`]); this thread sleeps until each edge and reads,
 //! in this order:
 //!
-//! 1. the CPU time of every sampled process tree and of the machine (`/proc/stat`), the
+//! 1. it sends SIGUSR1 to our app and proxy, which flush what they hold and then send a
+//!    `tinyfish.telemetry.flushes` count (first, because their flush runs on their own
+//!    threads and starts late on a loaded machine);
+//! 2. the CPU time of every sampled process tree and of the machine (`/proc/stat`), the
 //!    readings whose difference is the window's CPU;
-//! 2. the servers' own metrics: it sends SIGUSR1 to our app and proxy, which flush what
-//!    they hold and then send a `tinyfish.telemetry.flushes` count; once the embedded agent
-//!    has seen one from each, its aggregates are taken. At the start edge that empties the
+//! 3. the servers' own metrics: once the embedded agent has seen a flush marker from each
+//!    server, its aggregates are taken. At the start edge that empties the
 //!    agent of everything before the window; at the end edge the aggregates are the
 //!    window's, so the servers' request counts match the load generator's to within the
 //!    requests in flight at the edges.
@@ -113,8 +115,12 @@ impl Observer<'_> {
         })
     }
 
-    /// Reads one edge: CPU first (exact), then the servers' flushed metrics.
+    /// Reads one edge: the servers are signalled to flush first (their flush runs on their
+    /// own threads, so every millisecond it starts late shifts their window against the
+    /// load generator's), then CPU is read (exact, the bench's own system calls), then the
+    /// agent waits for the servers' markers.
     fn edge(&self) -> (Edge, Option<agent::Snapshot>, Option<String>) {
+        let want = self.agent.and_then(|agent| self.signal_servers(agent));
         let edge = Edge {
             at: Instant::now(),
             cpu_ns: self.targets.iter().map(sample::cpu_ns).collect(),
@@ -123,12 +129,13 @@ impl Observer<'_> {
         let Some(agent) = self.agent else {
             return (edge, None, None);
         };
-        let note = self.flush_servers(agent);
+        let note = want.and_then(|want| wait_for_flush(agent, want));
         (edge, Some(agent.take_snapshot()), note)
     }
 
-    /// Asks our servers to flush and waits (bounded) until the agent has their markers.
-    fn flush_servers(&self, agent: &agent::AgentHandle) -> Option<String> {
+    /// Asks our servers to flush; the count of flush markers the agent will have seen once
+    /// they all did (`None` without servers to ask).
+    fn signal_servers(&self, agent: &agent::AgentHandle) -> Option<f64> {
         if self.flush.is_empty() {
             return None;
         }
@@ -138,24 +145,28 @@ impl Observer<'_> {
         for pid in self.flush {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGUSR1);
         }
-        let want = before + self.flush.len() as f64;
-        let deadline = Instant::now() + FLUSH_WAIT;
-        loop {
-            let seen = agent
-                .snapshot()
-                .total(telemetry::names::TELEMETRY_FLUSHES, &[]);
-            if seen >= want {
-                return None;
-            }
-            if Instant::now() >= deadline {
-                return Some(format!(
-                    "the servers' metrics flush did not reach the agent within {} ms: their \
-                     request counts cover the window only to the nearest flush (1 s)",
-                    FLUSH_WAIT.as_millis()
-                ));
-            }
-            std::thread::sleep(Duration::from_micros(500));
+        Some(before + self.flush.len() as f64)
+    }
+}
+
+/// Waits (bounded) until the agent has seen `want` flush markers; why not, if it has not.
+fn wait_for_flush(agent: &agent::AgentHandle, want: f64) -> Option<String> {
+    let deadline = Instant::now() + FLUSH_WAIT;
+    loop {
+        let seen = agent
+            .snapshot()
+            .total(telemetry::names::TELEMETRY_FLUSHES, &[]);
+        if seen >= want {
+            return None;
         }
+        if Instant::now() >= deadline {
+            return Some(format!(
+                "the servers' metrics flush did not reach the agent within {} ms: their \
+                 request counts cover the window only to the nearest flush (1 s)",
+                FLUSH_WAIT.as_millis()
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(500));
     }
 }
 
