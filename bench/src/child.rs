@@ -159,7 +159,11 @@ impl Child {
             }
             match rx.recv_timeout(left.min(Duration::from_millis(50))) {
                 Ok(line) => {
-                    if let Some(addr) = line.trim().strip_prefix("listening on http://") {
+                    let addr = line.trim().strip_prefix("listening on ").and_then(|a| {
+                        a.strip_prefix("http://")
+                            .or_else(|| a.strip_prefix("https://"))
+                    });
+                    if let Some(addr) = addr {
                         if let Ok(a) = addr.trim_end_matches('/').parse() {
                             break Ok(a);
                         }

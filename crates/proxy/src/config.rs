@@ -49,6 +49,10 @@ pub struct Config {
     pub health_check_interval: Duration,
     /// Timeouts, both sides.
     pub timeouts: Timeouts,
+    /// TLS termination (`[tls]`: certificate, key, ALPN, versions, resumption); absent,
+    /// the listener speaks plain HTTP/1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// Timeouts (humantime strings: `"1s"`, `"250ms"`).
@@ -113,6 +117,7 @@ impl Default for Config {
             forwarded: ForwardedPolicy::Append,
             health_check_interval: Duration::from_secs(1),
             timeouts: Timeouts::default(),
+            tls: None,
         }
     }
 }
@@ -291,6 +296,10 @@ impl Config {
                 return Err(err(key, "must be more than 0 (e.g. \"1s\")".into()));
             }
         }
+        if let Some(tls) = &self.tls {
+            tls.validate()
+                .map_err(|(key, message)| err(&key, message))?;
+        }
         if t.client_idle < Duration::from_secs(1) {
             return Err(err(
                 "timeouts.client_idle",
@@ -396,7 +405,7 @@ fn locate(src: &str, offset: usize) -> (usize, Option<String>) {
 }
 
 /// The line where a dotted key (`timeouts.connect`, `upstreams[1]`) is set, if written in `src`.
-fn line_of_key(src: &str, key: &str) -> Option<usize> {
+pub(crate) fn line_of_key(src: &str, key: &str) -> Option<usize> {
     let key = key.split('[').next().unwrap_or(key);
     let (table, leaf) = match key.rsplit_once('.') {
         Some((t, l)) => (t, l),

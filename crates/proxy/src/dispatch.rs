@@ -32,6 +32,7 @@ use crate::check::{self, MAX_HEADERS};
 use crate::fast::relay::{self, Conn};
 use crate::fast::request;
 use crate::gateway::ConnInfo;
+use crate::metrics::Protocol;
 use crate::server::Shared;
 
 /// Where a request goes.
@@ -60,7 +61,7 @@ pub async fn serve(
         return;
     };
     let limits = shared.limits;
-    let info = Arc::new(ConnInfo::new(peer, true));
+    let info = Arc::new(ConnInfo::new(peer, true, Protocol::H1));
     let mut conn = Conn {
         client_ip: peer.ip().to_string().into_bytes().into(),
         buf: Vec::new(),
@@ -113,15 +114,19 @@ pub async fn serve(
                 let _ = relay::write_client(&mut io, &answers::error(status), limits).await;
                 shared
                     .metrics
-                    .request(status, None, ms(start.elapsed()), None);
+                    .request(Protocol::H1, status, None, ms(start.elapsed()), None);
                 false
             }
             Route::Health { head, close } => {
                 let close = close || *shutdown.borrow();
                 let ok = relay::write_client(&mut io, answers::health(close, head), limits).await;
-                shared
-                    .metrics
-                    .request(if ok { 200 } else { 0 }, None, ms(start.elapsed()), None);
+                shared.metrics.request(
+                    Protocol::H1,
+                    if ok { 200 } else { 0 },
+                    None,
+                    ms(start.elapsed()),
+                    None,
+                );
                 let used = head_len(&conn.buf).unwrap_or(conn.buf.len());
                 conn.buf.drain(..used);
                 ok && !close
@@ -367,7 +372,12 @@ async fn pingora_only(
     shared: &Shared,
     shutdown: &ShutdownWatch,
 ) {
-    let info = Arc::new(ConnInfo::new(peer, false));
+    let protocol = if stream.get_ssl_digest().is_some() {
+        Protocol::H1Tls
+    } else {
+        Protocol::H1
+    };
+    let info = Arc::new(ConnInfo::new(peer, false, protocol));
     let mut stream = stream;
     loop {
         let session = session(stream, &info, shared, shutdown);

@@ -22,7 +22,7 @@ use crate::answers;
 use crate::check;
 use crate::config::{Config, ForwardedPolicy};
 use crate::headers::{self, RequestIds};
-use crate::metrics::{ErrorKind, Metrics};
+use crate::metrics::{ErrorKind, Metrics, Protocol};
 
 /// What the connection layer tells each request about its connection (handed over through
 /// pingora's per-connection user context).
@@ -33,14 +33,33 @@ pub struct ConnInfo {
     /// Whether the dispatcher has checked each request head before pingora reads it
     /// ([`crate::check`]); if not, the gateway checks what pingora parsed.
     pub checked: bool,
+    /// What the client speaks (metrics' `protocol` tag; TLS sends `X-Forwarded-Proto: https`).
+    pub protocol: Protocol,
 }
 
 impl ConnInfo {
     /// Info for a connection from `peer`.
-    pub fn new(peer: SocketAddr, checked: bool) -> Self {
+    pub fn new(peer: SocketAddr, checked: bool, protocol: Protocol) -> Self {
         ConnInfo {
             client_ip: Bytes::from(peer.ip().to_string()),
             checked,
+            protocol,
+        }
+    }
+
+    /// Info for an HTTP/2 stream, which has no per-connection context in pingora: from the
+    /// session's client address.
+    fn of_h2(session: &Session) -> Self {
+        let ip = session
+            .as_downstream()
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        ConnInfo {
+            client_ip: Bytes::from(ip),
+            checked: false,
+            protocol: Protocol::H2Tls,
         }
     }
 }
@@ -245,8 +264,9 @@ fn status_for(e: &Error) -> u16 {
     }
 }
 
-/// `X-Forwarded-Proto: http`, shared (no allocation per request).
+/// `X-Forwarded-Proto: http` and `https`, shared (no allocation per request).
 const PROTO_HTTP: http::HeaderValue = http::HeaderValue::from_static("http");
+const PROTO_HTTPS: http::HeaderValue = http::HeaderValue::from_static("https");
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -284,8 +304,16 @@ impl ProxyHttp for Gateway {
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-        if ctx.conn.as_ref().is_some_and(|c| c.checked) {
-            return Ok(());
+        if ctx.conn.is_none() && session.as_downstream().is_http2() {
+            ctx.conn = Some(Arc::new(ConnInfo::of_h2(session)));
+        }
+        match &ctx.conn {
+            Some(c) if c.checked => return Ok(()),
+            // An HTTP/2 request was framed and validated by the h2 codec and pingora's
+            // HTTP/2 server (RFC 9113 §8: pseudo-headers, authority, connection headers);
+            // RFC 9112's request-line rules below do not apply to it.
+            Some(c) if c.protocol == Protocol::H2Tls => return Ok(()),
+            _ => {}
         }
         // Not checked by the dispatcher (a stream it cannot rewind): check the head as
         // pingora parsed it (its request line as pingora rebuilt it).
@@ -370,7 +398,11 @@ impl ProxyHttp for Gateway {
         if let Some(conn) = &ctx.conn {
             if let Some(f) = headers::forwarded(self.forwarded, &req.headers, &conn.client_ip) {
                 req.insert_header(headers::names::FOR, f.for_)?;
-                req.insert_header(headers::names::PROTO, PROTO_HTTP)?;
+                let proto = match conn.protocol {
+                    Protocol::H1 => PROTO_HTTP,
+                    Protocol::H1Tls | Protocol::H2Tls => PROTO_HTTPS,
+                };
+                req.insert_header(headers::names::PROTO, proto)?;
                 match f.host {
                     Some(h) => req.insert_header(headers::names::HOST, h)?,
                     None => {
@@ -497,7 +529,9 @@ impl ProxyHttp for Gateway {
             self.metrics.upstream_active.add(-1);
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let protocol = ctx.conn.as_ref().map_or(Protocol::H1, |c| c.protocol);
         self.metrics.request(
+            protocol,
             status,
             ctx.upstream,
             ms(ctx.start.elapsed()),

@@ -13,6 +13,8 @@
 //! - [`gateway`]: pingora's `ProxyHttp` hooks: upstream choice (round-robin with TCP health
 //!   checks when there are several), the header rules of [`headers`], 502/504 answers,
 //!   metrics;
+//! - [`tls`]: TLS termination (`[tls]`): the handshake on accept, then HTTP/2 to pingora's
+//!   HTTP/2 server and HTTP/1.1 to the dispatcher;
 //! - [`metrics`]: pre-created DogStatsD handles from the `telemetry` crate.
 //!
 //! [`run`] ties them together; the `proxy` binary and the bench's `proxy` subcommand call it
@@ -37,10 +39,10 @@ pub mod gateway;
 pub mod headers;
 pub mod metrics;
 pub mod server;
+pub mod tls;
 
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,7 +52,6 @@ use pingora::apps::HttpServerApp;
 use pingora::lb::{health_check::TcpHealthCheck, selection::RoundRobin, LoadBalancer};
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::BackgroundService;
-use pingora::services::Service as _;
 use tokio::signal::unix::{signal, SignalKind};
 
 pub use config::{Config, ConfigError, ForwardedPolicy, Timeouts};
@@ -107,6 +108,23 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// The TLS state `config` asks for (`None`: plain HTTP), its certificate and key read and
+/// checked; an error names the key and the file's line, as [`load_config`]'s do.
+pub fn load_tls(cli: &Cli, config: &Config) -> Result<Option<tls::Tls>, ConfigError> {
+    let Some(settings) = &config.tls else {
+        return Ok(None);
+    };
+    tls::Tls::load(settings).map(Some).map_err(|mut e| {
+        if let Some(path) = &cli.config {
+            e.origin = path.display().to_string();
+            if let (Ok(src), Some(key)) = (std::fs::read_to_string(path), &e.key) {
+                e.line = config::line_of_key(&src, key);
+            }
+        }
+        e
+    })
+}
+
 /// Where upstream `spelled` is: a Unix socket's path as it is (the socket need not exist
 /// yet: until it does, requests get 502), a `host:port` resolved now.
 fn resolve_upstream(spelled: &str) -> anyhow::Result<gateway::Target> {
@@ -143,9 +161,10 @@ enum Stop {
 /// Runs the proxy until SIGTERM (graceful: stop accepting, finish requests in flight within
 /// `timeouts.shutdown_grace`) or SIGINT (fast). Validates the configuration before binding
 /// anything (a bad one is a [`ConfigError`]); prints one line to stderr and exactly one line,
-/// `listening on http://ADDR` with the bound address, to stdout. `Ok` means exit 0.
+/// `listening on http://ADDR` with the bound address (`https://` with `[tls]`), to stdout. `Ok` means exit 0.
 pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
+    let tls = load_tls(&cli, &config)?;
     if cli.check {
         let origin = cli
             .config
@@ -203,7 +222,13 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         ))
     });
     let gateway = gateway::Gateway::new(&config, &resolved, picker, ids, metrics.clone());
-    let proxy = Arc::new(pingora::proxy::http_proxy(&conf, gateway));
+    let mut proxy = pingora::proxy::http_proxy(&conf, gateway);
+    // An HTTP/2 connection without a stream in flight for `timeouts.client_idle` is closed,
+    // as an idle HTTP/1 keep-alive connection is (pingora's default: never).
+    let mut server_options = pingora::apps::HttpServerOptions::default();
+    server_options.h2_idle_timeout = Some(config.timeouts.client_idle);
+    proxy.server_options = Some(server_options);
+    let proxy = Arc::new(proxy);
     let shared = Arc::new(server::Shared {
         proxy: proxy.clone(),
         metrics: metrics.clone(),
@@ -212,6 +237,7 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
         max_header_bytes: config.max_header_bytes,
         health_path: (!config.health_path.is_empty()).then(|| config.health_path.as_bytes().into()),
         max_connections: config.max_connections,
+        tls,
     });
 
     let rt = if work_stealing {
@@ -228,27 +254,17 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     // A duplicate of the listening socket to serve, at shutdown, what the kernel already accepted.
     let backlog = listener.try_clone()?;
-    let mut fds = pingora::server::Fds::new();
-    fds.add(bound.to_string(), listener.into_raw_fd());
-    let fds: pingora::server::ListenFds = Arc::new(parking_lot::Mutex::new(fds));
-    let mut service = pingora::services::listening::Service::new(
-        "proxy".to_owned(),
-        server::ConnApp {
-            shared: shared.clone(),
-        },
-    );
-    // No buffers in front of the socket (pingora's default: 64 KiB for reads, 1460 bytes
-    // for writes, per connection): the dispatcher reads into buffers sized to need
-    // ([`buffers`]) and writes whole answers.
-    service.add_listener(
-        pingora::listeners::ListenerConfig::tcp(bound.to_string())
-            .l4_buffer(pingora::listeners::L4BufferSettings::unbuffered()),
-    );
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let rx = shutdown_rx.clone();
-    let accept = handle.spawn(async move {
-        service.start_service(Some(fds), rx, 1).await;
-    });
+    let accept = {
+        let (shared, rx) = (shared.clone(), shutdown_rx.clone());
+        handle.spawn(async move {
+            // Registered with the reactor of the runtime that polls it.
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => server::accept_loop(listener, shared, rx).await,
+                Err(e) => eprintln!("proxy: cannot accept on {bound}: {e}"),
+            }
+        })
+    };
     if let Some(fast) = &shared.fast {
         handle.spawn(fast.clone().sweep_idle(shutdown_rx.clone()));
     }
@@ -267,14 +283,23 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
             signal(SignalKind::interrupt())?,
         )
     };
+    let scheme = match &config.tls {
+        Some(t) => format!("https (ALPN {})", t.alpn.join(",")),
+        None => "http".to_owned(),
+    };
     eprintln!(
-        "proxy: listening on {bound}, upstreams {}, {threads} thread(s); {}",
+        "proxy: listening on {bound} ({scheme}), upstreams {}, {threads} thread(s); {}",
         config.upstreams.join(","),
         telemetry.describe()
     );
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on http://{bound}")?;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        writeln!(out, "listening on {scheme}://{bound}")?;
         out.flush()?;
     }
 
@@ -298,9 +323,10 @@ pub fn run(cli: Cli, dd: telemetry::DatadogEnv) -> anyhow::Result<()> {
             ));
             // ... wake connections idling in keep-alive so they close ...
             proxy.http_cleanup().await;
-            drop(drain);
             // ... and let requests in flight finish.
-            while metrics.downstream.get() > 0 && Instant::now() < deadline {
+            while (metrics.downstream.get() > 0 || !drain.is_finished())
+                && Instant::now() < deadline
+            {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                     _ = int.recv() => return Stop::Fast,

@@ -27,17 +27,32 @@ pub enum ErrorKind {
 
 const KINDS: [&str; 5] = ["connect", "timeout", "reset", "protocol", "other"];
 
+/// What a client speaks to the proxy (tag `protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.x over plain TCP.
+    H1,
+    /// HTTP/1.1 over TLS.
+    H1Tls,
+    /// HTTP/2 over TLS.
+    H2Tls,
+}
+
+/// Tag values in [`Protocol`] order.
+pub const PROTOCOLS: [&str; 3] = ["h1", "h1+tls", "h2+tls"];
+
 /// Pre-created metric handles of one proxy process.
 #[derive(Debug)]
 pub struct Metrics {
     telemetry: Telemetry,
-    /// `[upstream index (last = none)][status class]`.
-    requests: Vec<[Counter; 5]>,
+    /// `[upstream index (last = none)][protocol][status class]`.
+    requests: Vec<[[Counter; 5]; 3]>,
     /// Whole request duration, by status class.
     durations: [Distribution; 5],
     /// Upstream time to first byte, by upstream index.
     upstream_durations: Vec<Distribution>,
     errors: [Counter; 5],
+    handshake_failures: Counter,
     reused: Counter,
     fresh: Counter,
     /// Client connections open now.
@@ -51,11 +66,17 @@ impl Metrics {
     pub fn new(telemetry: Telemetry, upstreams: &[String]) -> Metrics {
         let mut requests = Vec::with_capacity(upstreams.len() + 1);
         for u in upstreams.iter().map(String::as_str).chain(["none"]) {
-            requests.push(CLASSES.map(|c| {
-                telemetry.counter(
-                    names::PROXY_REQUESTS,
-                    &[(tags::STATUS_CLASS, c), (tags::UPSTREAM, u)],
-                )
+            requests.push(PROTOCOLS.map(|p| {
+                CLASSES.map(|c| {
+                    telemetry.counter(
+                        names::PROXY_REQUESTS,
+                        &[
+                            (tags::STATUS_CLASS, c),
+                            (tags::UPSTREAM, u),
+                            (tags::PROTOCOL, p),
+                        ],
+                    )
+                })
             }));
         }
         let durations = CLASSES.map(|c| {
@@ -72,6 +93,7 @@ impl Metrics {
             .collect();
         let errors =
             KINDS.map(|k| telemetry.counter(names::PROXY_UPSTREAM_ERRORS, &[(tags::KIND, k)]));
+        let handshake_failures = telemetry.counter(names::PROXY_TLS_HANDSHAKE_FAILURES, &[]);
         let reused = telemetry.counter(names::PROXY_UPSTREAM_CONNECTIONS, &[("reused", "true")]);
         let fresh = telemetry.counter(names::PROXY_UPSTREAM_CONNECTIONS, &[("reused", "false")]);
         let downstream = telemetry.gauge(names::PROXY_CONNECTIONS, &[(tags::SIDE, "downstream")]);
@@ -83,6 +105,7 @@ impl Metrics {
             durations,
             upstream_durations,
             errors,
+            handshake_failures,
             reused,
             fresh,
             downstream,
@@ -100,10 +123,12 @@ impl Metrics {
         &self.telemetry
     }
 
-    /// Records one finished request: its status (0 = no response), the upstream it went to
-    /// (`None`: answered by the proxy), its whole duration and the upstream's time to first byte.
+    /// Records one finished request: what the client spoke, its status (0 = no response),
+    /// the upstream it went to (`None`: answered by the proxy), its whole duration and the
+    /// upstream's time to first byte.
     pub fn request(
         &self,
+        protocol: Protocol,
         status: u16,
         upstream: Option<usize>,
         total_ms: f64,
@@ -112,7 +137,7 @@ impl Metrics {
         let ci = status_index(status);
         let ui = upstream.unwrap_or(self.requests.len() - 1);
         if let Some(row) = self.requests.get(ui) {
-            row[ci].incr();
+            row[protocol as usize][ci].incr();
         }
         self.durations[ci].record(total_ms);
         if let (Some(u), Some(ms)) = (upstream, upstream_ms) {
@@ -120,6 +145,11 @@ impl Metrics {
                 d.record(ms);
             }
         }
+    }
+
+    /// Counts a TLS handshake that failed or timed out (the connection was closed).
+    pub fn handshake_failed(&self) {
+        self.handshake_failures.incr();
     }
 
     /// Counts an upstream error.
@@ -174,9 +204,9 @@ mod tests {
     fn off_metrics_still_count() {
         let m = Metrics::new(Telemetry::off(), &["a:1".to_owned()]);
         assert!(!m.is_enabled());
-        m.request(200, Some(0), 1.0, Some(0.5));
-        m.request(502, None, 1.0, None);
-        m.request(200, Some(7), 1.0, Some(0.5)); // unknown upstream: ignored, no panic
+        m.request(Protocol::H1, 200, Some(0), 1.0, Some(0.5));
+        m.request(Protocol::H2Tls, 502, None, 1.0, None);
+        m.request(Protocol::H1Tls, 200, Some(7), 1.0, Some(0.5)); // unknown upstream: ignored, no panic
         m.downstream.add(1);
         assert_eq!(m.downstream.get(), 1);
     }

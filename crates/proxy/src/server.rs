@@ -8,7 +8,6 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
 use pingora::proxy::HttpProxy;
@@ -60,6 +59,8 @@ pub struct Shared {
     pub health_path: Option<Box<[u8]>>,
     /// Client connections served at once (one more: 503 and closed).
     pub max_connections: usize,
+    /// TLS termination (`None`: plain HTTP).
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl Shared {
@@ -78,10 +79,41 @@ impl Shared {
         shutdown: &ShutdownWatch,
     ) {
         let Some(_held) = self.admit() else {
-            refuse(stream, self.limits).await;
+            // Over the limit a TLS client is closed before its handshake: answering 503
+            // would first cost the handshake the limit is there to spare.
+            if self.tls.is_none() {
+                refuse(stream, self.limits).await;
+            }
             return;
         };
-        crate::dispatch::serve(stream, peer, self, shutdown).await;
+        if self.tls.is_none() {
+            return crate::dispatch::serve(stream, peer, self, shutdown).await;
+        }
+        // Boxed: the handshake's state would otherwise make every plain connection's task
+        // as large as a TLS one's.
+        Box::pin(self.serve_tls(stream, peer, shutdown)).await;
+    }
+
+    /// The TLS handshake, then HTTP/2 or HTTP/1.1 by ALPN.
+    async fn serve_tls(
+        &self,
+        stream: pingora::protocols::Stream,
+        peer: SocketAddr,
+        shutdown: &ShutdownWatch,
+    ) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        let Some(stream) = tls.accept(stream, self.limits.header).await else {
+            self.metrics.handshake_failed();
+            return;
+        };
+        if stream.selected_alpn_proto() == Some(pingora::protocols::ALPN::H2) {
+            // pingora's HTTP/2 server: each stream is a session of pingora's proxy.
+            let _ = pingora::apps::ServerApp::process_new(&self.proxy, stream, shutdown).await;
+        } else {
+            crate::dispatch::serve(stream, peer, self, shutdown).await;
+        }
     }
 }
 
@@ -98,31 +130,67 @@ async fn refuse(mut stream: pingora::protocols::Stream, limits: ClientLimits) {
     .await;
 }
 
-/// pingora's per-connection hook: serves each accepted stream.
-/// Hosted by pingora's listening service, which sizes the stream's buffers on accept.
-pub struct ConnApp {
-    /// State shared by all connections.
-    pub shared: Arc<Shared>,
+/// Accepts connections on `listener` until shutdown, each served by [`Shared::serve`] in
+/// its own task on one of the runtime's threads.
+///
+/// The proxy accepts itself rather than through pingora's listening service: that service
+/// spawns each connection as one task whose future holds the TLS handshake inline, so
+/// with pingora's `rustls` feature every plain connection cost 6.6 KiB more
+/// (`tests/memory.rs`). Here a plain connection's task holds only the dispatcher, and a
+/// TLS one boxes its handshake.
+pub async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: ShutdownWatch,
+) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.changed() => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                spawn_serve(tcp, peer, &shared, &shutdown);
+            }
+            // Out of file descriptors: accept() would fail again at once; let others close.
+            Err(e) if e.raw_os_error() == Some(libc_emfile()) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => {}
+        }
+    }
 }
 
-#[async_trait::async_trait]
-impl ServerApp for ConnApp {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: pingora::protocols::Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<pingora::protocols::Stream> {
-        let peer = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()))
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        self.shared.serve(stream, peer, shutdown).await;
-        None
-    }
+/// `EMFILE` (too many open files; the same number on every Linux architecture).
+const fn libc_emfile() -> i32 {
+    24
+}
 
-    async fn cleanup(&self) {
-        self.shared.proxy.http_cleanup().await;
-    }
+/// Serves an accepted TCP connection in a task of its own (pingora's runtime picks the
+/// thread), as pingora's listener would: no buffers in front of the socket, Nagle off,
+/// the peer's address in the socket digest.
+fn spawn_serve(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    shutdown: &ShutdownWatch,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let _ = tcp.set_nodelay(true);
+    let tcp = tcp.into_std().ok()?;
+    let shared = shared.clone();
+    let shutdown = shutdown.clone();
+    Some(pingora_runtime::current_handle().spawn(async move {
+        // Registered with the reactor of the thread that serves it.
+        let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else {
+            return;
+        };
+        let mut stream: L4Stream = tcp.into();
+        let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
+        let _ = digest.peer_addr.set(Some(peer.into()));
+        stream.set_socket_digest(digest);
+        shared.serve(Box::new(stream), peer, &shutdown).await;
+    }))
 }
 
 /// Serves, without waiting, the connections the kernel already accepted on `listener` (a
@@ -142,16 +210,7 @@ pub async fn drain_backlog(
             let Ok(tcp) = tokio::net::TcpStream::from_std(tcp) else {
                 continue;
             };
-            let _ = tcp.set_nodelay(true);
-            let mut stream: L4Stream = tcp.into();
-            let digest = SocketDigest::from_raw_fd(stream.as_raw_fd());
-            let _ = digest.peer_addr.set(Some(peer.into()));
-            stream.set_socket_digest(digest);
-            let shared = shared.clone();
-            let shutdown = shutdown.clone();
-            tasks.push(tokio::spawn(async move {
-                shared.serve(Box::new(stream), peer, &shutdown).await;
-            }));
+            tasks.extend(spawn_serve(tcp, peer, &shared, &shutdown));
         }
     }
     drop(listener);

@@ -74,6 +74,8 @@ pub mod names {
     pub const PROXY_UPSTREAM_ERRORS: &str = "tinyfish.proxy.upstream.errors";
     /// Connections (gauge; tag `side`: downstream, upstream_active).
     pub const PROXY_CONNECTIONS: &str = "tinyfish.proxy.connections";
+    /// TLS handshakes that failed or timed out, the connection closed (count).
+    pub const PROXY_TLS_HANDSHAKE_FAILURES: &str = "tinyfish.proxy.tls.handshake_failures";
     /// Upstream connections by reuse (count; tag `reused`: true, false).
     pub const PROXY_UPSTREAM_CONNECTIONS: &str = "tinyfish.proxy.upstream.connections";
     /// Metrics this process dropped since the last flush (count); sent when non-zero.
@@ -95,6 +97,8 @@ pub mod tags {
     pub const KIND: &str = "kind";
     /// The side of a connection gauge.
     pub const SIDE: &str = "side";
+    /// What a client spoke to the proxy: `h1`, `h1+tls`, `h2+tls` (the scenario's names).
+    pub const PROTOCOL: &str = "protocol";
 }
 
 /// The status class tag values, in order: index with [`status_class_index`], so a

@@ -43,7 +43,9 @@
 //!   are all gone;
 //! - [`installed`]: programs the workspace does not build (caddy, uwsgi, …), found or a
 //!   visible skip (a failure where CI sets `TINYFISH_TEST_REQUIRE_ALL=1`);
-//! - [`schema`]: `results.json` against the committed JSON Schema.
+//! - [`schema`]: `results.json` against the committed JSON Schema;
+//! - [`tls`]: a fresh self-signed certificate per test, a client trusting only it, and a
+//!   blocking HTTP/1.1-over-TLS [`tls::Conn`].
 //!
 //! # Patience: `TINYFISH_TEST_PATIENCE`
 //!
@@ -77,6 +79,7 @@ pub mod proxy;
 pub mod schema;
 mod sock_diag;
 pub mod tcp;
+pub mod tls;
 pub mod unix;
 pub mod upstream;
 

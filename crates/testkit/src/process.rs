@@ -65,7 +65,7 @@ struct Output {
 
 impl Process {
     /// Spawns `cmd` with stdout and stderr piped and waits (bounded) for its first stdout
-    /// line, `listening on http://ADDR`. Panics with its stderr if that never comes.
+    /// line, `listening on http://ADDR` (`https://` for a TLS listener). Panics with its stderr if that never comes.
     pub fn start(cmd: &mut Command) -> Process {
         Process::start_with_files(cmd, Vec::new())
     }
@@ -117,7 +117,11 @@ impl Process {
         });
         let addr = line
             .trim()
-            .strip_prefix("listening on http://")
+            .strip_prefix("listening on ")
+            .and_then(|a| {
+                a.strip_prefix("http://")
+                    .or_else(|| a.strip_prefix("https://"))
+            })
             .and_then(|a| a.trim_end_matches('/').parse().ok())
             .unwrap_or_else(|| {
                 panic!(

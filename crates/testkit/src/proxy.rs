@@ -137,6 +137,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// Terminates TLS with `cert` (`[tls]` at its defaults: ALPN h2 and http/1.1).
+    pub fn tls(mut self, cert: &crate::tls::Cert) -> ProxyBuilder {
+        self.config.tls = Some(cert.settings());
+        self
+    }
+
     /// Any other setting: `.with(|c| c.keepalive_pool_size = 4)`.
     pub fn with(mut self, change: impl FnOnce(&mut Config)) -> ProxyBuilder {
         change(&mut self.config);

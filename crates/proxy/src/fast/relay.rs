@@ -20,7 +20,7 @@ use super::Fast;
 use crate::answers;
 use crate::buffers;
 use crate::check::BodyFraming;
-use crate::metrics::{ErrorKind, Held};
+use crate::metrics::{ErrorKind, Held, Protocol};
 use crate::server::ClientLimits;
 
 /// Most bytes of a client's next (pipelined) requests kept while a response is pending.
@@ -198,16 +198,22 @@ pub(crate) async fn forward(
     }
     match outcome {
         Ok((status, upstream_ms, keep)) => {
-            m.request(status, Some(i), ms(start.elapsed()), upstream_ms);
+            m.request(
+                Protocol::H1,
+                status,
+                Some(i),
+                ms(start.elapsed()),
+                upstream_ms,
+            );
             keep
         }
         Err(Failure::Answer(status)) => {
             let _ = write_client(io, &answers::error(status), limits).await;
-            m.request(status, Some(i), ms(start.elapsed()), None);
+            m.request(Protocol::H1, status, Some(i), ms(start.elapsed()), None);
             false
         }
         Err(Failure::Close(status)) => {
-            m.request(status, Some(i), ms(start.elapsed()), None);
+            m.request(Protocol::H1, status, Some(i), ms(start.elapsed()), None);
             false
         }
     }
