@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use pingora::apps::HttpServerApp;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::tls::TlsStream;
 use pingora::server::ShutdownWatch;
 use tokio::io::AsyncWriteExt;
 
@@ -33,6 +34,7 @@ use crate::fast::relay::{self, Conn};
 use crate::fast::request;
 use crate::gateway::ConnInfo;
 use crate::metrics::Protocol;
+use crate::rewind::{Rewind, Rewound, TlsClient};
 use crate::server::Shared;
 
 /// Where a request goes.
@@ -54,16 +56,36 @@ pub async fn serve(
     shared: &Shared,
     shutdown: &ShutdownWatch,
 ) {
-    if !stream.as_any().is::<L4Stream>() {
-        return pingora_only(stream, peer, shared, shutdown).await;
+    if stream.as_any().is::<L4Stream>() {
+        let Some(io) = stream.into_any().downcast::<L4Stream>().ok() else {
+            return;
+        };
+        serve_on(io, Protocol::H1, peer, shared, shutdown).await;
+    } else if stream.as_any().is::<TlsStream<L4Stream>>() {
+        let Some(tls) = stream.into_any().downcast::<TlsStream<L4Stream>>().ok() else {
+            return;
+        };
+        let io: Box<TlsClient> = Box::new(Rewound::new(*tls));
+        serve_on(io, Protocol::H1Tls, peer, shared, shutdown).await;
+    } else {
+        pingora_only(stream, peer, shared, shutdown).await;
     }
-    let Ok(mut io) = stream.into_any().downcast::<L4Stream>() else {
-        return;
-    };
+}
+
+/// [`serve`] on a stream the dispatcher can put bytes back into (plain TCP, or HTTP/1.1
+/// over TLS): every request head checked here, then the fast path or pingora's proxy.
+async fn serve_on<S: Rewind>(
+    mut io: Box<S>,
+    protocol: Protocol,
+    peer: SocketAddr,
+    shared: &Shared,
+    shutdown: &ShutdownWatch,
+) {
     let limits = shared.limits;
-    let info = Arc::new(ConnInfo::new(peer, true, Protocol::H1));
+    let info = Arc::new(ConnInfo::new(peer, true, protocol));
     let mut conn = Conn {
         client_ip: peer.ip().to_string().into_bytes().into(),
+        protocol,
         buf: Vec::new(),
         out: Vec::new(),
     };
@@ -114,14 +136,14 @@ pub async fn serve(
                 let _ = relay::write_client(&mut io, &answers::error(status), limits).await;
                 shared
                     .metrics
-                    .request(Protocol::H1, status, None, ms(start.elapsed()), None);
+                    .request(protocol, status, None, ms(start.elapsed()), None);
                 false
             }
             Route::Health { head, close } => {
                 let close = close || *shutdown.borrow();
                 let ok = relay::write_client(&mut io, answers::health(close, head), limits).await;
                 shared.metrics.request(
-                    Protocol::H1,
+                    protocol,
                     if ok { 200 } else { 0 },
                     None,
                     ms(start.elapsed()),
@@ -160,7 +182,7 @@ pub async fn serve(
             }
         };
         if !keep {
-            let _ = tokio::time::timeout(limits.write, io.shutdown()).await;
+            let _ = tokio::time::timeout(limits.write, AsyncWriteExt::shutdown(&mut *io)).await;
             return;
         }
         // Memory: a connection waiting for its next request holds no buffer (unless the
@@ -262,6 +284,7 @@ fn route(conn: &mut Conn, shared: &Shared) -> Option<Route> {
         fast.forwarded,
         &fast.ids,
         &conn.client_ip,
+        conn.protocol != Protocol::H1,
         &mut conn.out,
     ) {
         Some(r) => Some(Route::Fast(r)),
@@ -329,19 +352,19 @@ fn ms(d: Duration) -> f64 {
 
 /// Serves one request through pingora's HTTP proxy on `io`, with `pending` (the bytes the
 /// dispatcher read) put back first; the stream back when the connection is kept alive.
-async fn pingora_one(
-    mut io: Box<L4Stream>,
+async fn pingora_one<S: Rewind>(
+    mut io: Box<S>,
     pending: &[u8],
     info: &Arc<ConnInfo>,
     shared: &Shared,
     shutdown: &ShutdownWatch,
-) -> Option<Box<L4Stream>> {
+) -> Option<Box<S>> {
     io.rewind(pending);
     let stream: pingora::protocols::Stream = io;
     let session = session(stream, info, shared, shutdown);
     let reused = shared.proxy.process_new_http(session, shutdown).await?;
     let (stream, _settings) = reused.consume();
-    stream.into_any().downcast::<L4Stream>().ok()
+    stream.into_any().downcast::<S>().ok()
 }
 
 /// A pingora session for one request on this connection.

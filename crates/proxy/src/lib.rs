@@ -38,6 +38,7 @@ pub mod fast;
 pub mod gateway;
 pub mod headers;
 pub mod metrics;
+pub mod rewind;
 pub mod server;
 pub mod tls;
 

@@ -37,6 +37,42 @@ fn https_1_1_is_forwarded_as_http_1_1_with_x_forwarded_proto_https_on_a_kept_ali
     assert_eq!(rec[0].header("host"), Some("localhost"));
 }
 
+/// Over TLS the dispatcher reads and checks every request as on plain TCP: the common
+/// request takes the fast path, HTTP/1.0 is handed (its bytes put back) to pingora's proxy on
+/// the same connection, pipelined requests keep their order, and a request without Host is
+/// refused with 400 (RFC 9112 §3.2) before anything is forwarded.
+#[test]
+fn https_1_1_requests_take_both_paths_on_one_connection_and_are_checked_as_on_plain_tcp() {
+    let cert = tls::cert();
+    let up = upstream().start();
+    let px = tls_proxy(&up, &cert);
+    let mut conn = Conn::open(px.addr(), &cert, &["http/1.1"]).unwrap();
+    conn.send(
+        b"GET /fast HTTP/1.1\r\nHost: localhost\r\n\r\n\
+          GET /old HTTP/1.0\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n\
+          GET /fast-again HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .unwrap();
+    for path in ["/fast", "/old", "/fast-again"] {
+        let r = conn.response().unwrap();
+        assert_eq!(
+            (r.status, r.text()),
+            (200, format!("upstream:{path}").as_str())
+        );
+    }
+    let uris: Vec<String> = up.requests().into_iter().map(|r| r.uri).collect();
+    assert_eq!(uris, ["/fast", "/old", "/fast-again"]);
+    assert!(up
+        .requests()
+        .iter()
+        .all(|r| r.header("x-forwarded-proto") == Some("https")));
+
+    let mut bad = Conn::open(px.addr(), &cert, &["http/1.1"]).unwrap();
+    bad.send(b"GET /no-host HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(bad.response().unwrap().status, 400);
+    assert_eq!(up.requests().len(), 3, "the refused request was forwarded");
+}
+
 #[test]
 fn alpn_prefers_h2_falls_back_to_http_1_1_and_refuses_a_client_offering_neither() {
     let cert = tls::cert();

@@ -10,8 +10,7 @@
 use std::io;
 use std::time::Instant;
 
-use pingora::protocols::l4::stream::Stream as L4Stream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::request::Request;
 use super::response::{parse_response, ChunkScan, Framing, MAX_RESPONSE_HEAD};
@@ -31,6 +30,8 @@ pub(crate) const CLIENT_GONE: u16 = 499;
 /// One client connection's buffers and identity.
 pub(crate) struct Conn {
     pub client_ip: Box<[u8]>,
+    /// What the client speaks (plain or over TLS), for metrics and `X-Forwarded-Proto`.
+    pub protocol: Protocol,
     /// Client bytes read and not yet used (the next request's, once a request is done).
     pub buf: Vec<u8>,
     /// The upstream request head, then the response head.
@@ -44,8 +45,16 @@ impl Drop for Conn {
     }
 }
 
+/// What the fast path needs of a client stream (plain TCP or TLS).
+pub(crate) trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for S {}
+
 /// Writes `bytes` to the client within its write timeout.
-pub(crate) async fn write_client(io: &mut L4Stream, bytes: &[u8], limits: ClientLimits) -> bool {
+pub(crate) async fn write_client<S: ClientIo>(
+    io: &mut S,
+    bytes: &[u8],
+    limits: ClientLimits,
+) -> bool {
     matches!(
         tokio::time::timeout(limits.write, async {
             io.write_all(bytes).await?;
@@ -116,7 +125,7 @@ enum Client {
 }
 
 /// Reads what the client sends while it waits (pipelined bytes are kept).
-async fn watch_client(io: &mut L4Stream, buf: &mut Vec<u8>) -> Client {
+async fn watch_client<S: ClientIo>(io: &mut S, buf: &mut Vec<u8>) -> Client {
     match buffers::read_into(io, buf).await {
         Ok(0) | Err(_) => Client::Gone,
         Ok(_) => Client::Sent,
@@ -126,10 +135,10 @@ async fn watch_client(io: &mut L4Stream, buf: &mut Vec<u8>) -> Client {
 /// Forwards `request` (its head in `conn.out`, its head and first body bytes at the start
 /// of `conn.buf`) and relays the response; `true` when the client connection can serve
 /// another request. `conn.buf` then starts with the next request's bytes.
-pub(crate) async fn forward(
+pub(crate) async fn forward<S: ClientIo>(
     fast: &Fast,
     conn: &mut Conn,
-    io: &mut L4Stream,
+    io: &mut S,
     request: Request,
     close: bool,
     limits: ClientLimits,
@@ -199,7 +208,7 @@ pub(crate) async fn forward(
     match outcome {
         Ok((status, upstream_ms, keep)) => {
             m.request(
-                Protocol::H1,
+                conn.protocol,
                 status,
                 Some(i),
                 ms(start.elapsed()),
@@ -209,11 +218,11 @@ pub(crate) async fn forward(
         }
         Err(Failure::Answer(status)) => {
             let _ = write_client(io, &answers::error(status), limits).await;
-            m.request(Protocol::H1, status, Some(i), ms(start.elapsed()), None);
+            m.request(conn.protocol, status, Some(i), ms(start.elapsed()), None);
             false
         }
         Err(Failure::Close(status)) => {
-            m.request(Protocol::H1, status, Some(i), ms(start.elapsed()), None);
+            m.request(conn.protocol, status, Some(i), ms(start.elapsed()), None);
             false
         }
     }
@@ -247,10 +256,10 @@ impl BodyLeft {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn exchange(
+async fn exchange<S: ClientIo>(
     fast: &Fast,
     conn: &mut Conn,
-    io: &mut L4Stream,
+    io: &mut S,
     relay: &mut Option<Box<[u8]>>,
     mut up: Stream,
     reused: bool,

@@ -48,6 +48,7 @@ pub(crate) fn prepare(
     forwarded_policy: ForwardedPolicy,
     ids: &RequestIds,
     client_ip: &[u8],
+    https: bool,
     out: &mut Vec<u8>,
 ) -> Option<Request> {
     let (Some(method), Some(path)) = (req.method, req.path) else {
@@ -157,7 +158,11 @@ pub(crate) fn prepare(
             }
         }
         out.extend_from_slice(client_ip);
-        out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
+        out.extend_from_slice(if https {
+            b"\r\nX-Forwarded-Proto: https\r\n"
+        } else {
+            b"\r\nX-Forwarded-Proto: http\r\n"
+        });
         if let Some(host) = host {
             out.extend_from_slice(b"X-Forwarded-Host: ");
             out.extend_from_slice(host);
