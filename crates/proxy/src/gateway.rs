@@ -523,12 +523,23 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         if ctx.connected {
             ctx.connected = false;
             self.metrics.upstream_active.add(-1);
         }
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        // A client that went away before its response is counted as the fast path counts
+        // it (499, NGINX's code), not as a server error.
+        let status = match session.response_written() {
+            Some(r) => r.status.as_u16(),
+            None if e.is_some_and(|e| {
+                matches!(e.esource(), ErrorSource::Downstream) && status_for(e) == 0
+            }) =>
+            {
+                crate::fast::relay::CLIENT_GONE
+            }
+            None => 0,
+        };
         let protocol = ctx.conn.as_ref().map_or(Protocol::H1, |c| c.protocol);
         self.metrics.request(
             protocol,

@@ -341,6 +341,48 @@ fn upstream_errors_are_counted_by_kind() {
     });
 }
 
+/// A client that goes away before its response is counted 4xx (499, as NGINX logs it) on
+/// both paths, never as a server error.
+#[test]
+fn a_client_that_goes_away_before_its_response_is_counted_4xx_on_both_paths() {
+    for fast_path in [true, false] {
+        let up = upstream()
+            .script(|c| {
+                if c.next_request().is_some() {
+                    std::thread::sleep(Duration::from_millis(1500));
+                    c.send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                }
+            })
+            .start();
+        let sink = testkit::dogstatsd();
+        let px = testkit::proxy()
+            .to(&up)
+            .fast_path(fast_path)
+            .metrics_to(&sink)
+            .start();
+        let mut c = Conn::open(px.addr());
+        c.send(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+        eventually("the request to reach the upstream", || up.count() == 1);
+        drop(c);
+        sink.expect("a 4xx request count for the client that left", |m| {
+            m.name == "tinyfish.proxy.requests" && m.tag("status_class") == Some("4xx")
+        });
+        let five = sink
+            .metrics()
+            .into_iter()
+            .filter(|m| {
+                m.name == "tinyfish.proxy.requests"
+                    && m.tag("status_class") == Some("5xx")
+                    && m.value > 0.0
+            })
+            .count();
+        assert_eq!(
+            five, 0,
+            "fast_path {fast_path}: the abort was counted as a server error"
+        );
+    }
+}
+
 // ------------------------------------------------------------------ shutdown
 
 #[test]
