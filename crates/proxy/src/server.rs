@@ -154,7 +154,7 @@ pub async fn accept_loop(
                 spawn_serve(tcp, peer, &shared, &shutdown);
             }
             // Out of file descriptors: accept() would fail again at once; let others close.
-            Err(e) if e.raw_os_error() == Some(libc_emfile()) => {
+            Err(e) if e.raw_os_error() == Some(EMFILE) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(_) => {}
@@ -163,9 +163,7 @@ pub async fn accept_loop(
 }
 
 /// `EMFILE` (too many open files; the same number on every Linux architecture).
-const fn libc_emfile() -> i32 {
-    24
-}
+const EMFILE: i32 = 24;
 
 /// Serves an accepted TCP connection in a task of its own (pingora's runtime picks the
 /// thread), as pingora's listener would: no buffers in front of the socket, Nagle off,
