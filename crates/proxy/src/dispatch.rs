@@ -387,7 +387,8 @@ fn session(
     session
 }
 
-/// A stream the dispatcher cannot rewind (not plain TCP): pingora serves every request,
+/// A stream the dispatcher cannot rewind (neither plain TCP nor pingora's TLS stream; none
+/// today, kept so that a new stream type is still served): pingora serves every request,
 /// with its own checks only.
 async fn pingora_only(
     stream: pingora::protocols::Stream,

@@ -3,7 +3,7 @@
 //!
 //! Layout, following one request:
 //! - [`config`]: the TOML configuration ([`Config`]), validated once before anything binds;
-//! - [`server`]: pingora's accept loop on a listener we bind ourselves (so
+//! - [`server`]: the accept loop (on pingora's runtime) on a listener we bind ourselves (so
 //!   `--listen 127.0.0.1:0` reports the real port), the connection limit, graceful shutdown;
 //! - [`dispatch`]: each connection's keep-alive loop: every request head read within the
 //!   header deadline, checked ([`check`]: one set of RFC 9110/9112 rules for both paths,

@@ -1,4 +1,4 @@
-//! Connections: pingora's accept loop on a listener we bound ourselves (so port 0 works and
+//! Connections: our accept loop, on pingora's runtime, on a listener we bound ourselves (so port 0 works and
 //! the real address is known), the connection limit, and the graceful-shutdown backlog drain
 //! (serve what the kernel already accepted). Each connection is then served by
 //! [`crate::dispatch`].
@@ -192,7 +192,7 @@ fn spawn_serve(
 }
 
 /// Serves, without waiting, the connections the kernel already accepted on `listener` (a
-/// duplicate of the listening socket) once pingora's accept loop has stopped; then closes it,
+/// duplicate of the listening socket) once the accept loop has stopped; then closes it,
 /// so later clients are refused instead of reset.
 pub async fn drain_backlog(
     listener: std::net::TcpListener,

@@ -9,8 +9,8 @@
 //!
 //! After the handshake a connection goes where its protocol is served best: `h2` to
 //! pingora's HTTP/2 server (streams multiplexed, each proxied by [`crate::gateway`]),
-//! HTTP/1.1 to the dispatcher ([`crate::dispatch`]), which serves a TLS stream through
-//! pingora's proxy with the same request checks (the fast path needs the plain socket).
+//! HTTP/1.1 to the dispatcher ([`crate::dispatch`]), which serves it as it serves plain TCP
+//! (the same checks, the fast path; [`crate::rewind`] puts bytes back for pingora's path).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The HTTP/1 forwarding fast path: the common request, forwarded with as little work as
-//! the job needs, under pingora's accept loop and runtime.
+//! the job needs, on pingora's runtime.
 //!
 //! The dispatcher ([`crate::dispatch`]) reads and checks every request head; a request
 //! comes here when it is HTTP/1.1 in origin or absolute form, without `Expect` or an upgrade, whatever
