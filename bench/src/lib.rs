@@ -12,6 +12,7 @@
 //!   an address already running;
 //! - [`template`]: programs started from config and command templates (NGINX, external
 //!   proxies, command services);
+//! - [`certs`]: the run's own TLS certificate (rcgen), for topologies that terminate TLS;
 //! - [`topology`]: bringing one topology up and down, as processes or as a compose
 //!   project ([`compose`]; its containers sampled by [`containers`]);
 //! - [`sample`]: per-process CPU and memory (PSS, RssAnon, RSS) from /proc at 10 Hz, and
@@ -38,6 +39,7 @@
 
 pub mod baseline;
 pub mod calibrate;
+pub mod certs;
 pub mod child;
 pub mod cli;
 pub mod compose;

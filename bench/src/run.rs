@@ -23,7 +23,6 @@
 //! exits non-zero. A second Ctrl-C exits at once; children still die with the bench
 //! (parent-death signal, see [`crate::child`]).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -158,6 +157,11 @@ pub fn run(opts: &RunOptions, interrupted: Arc<AtomicBool>) -> anyhow::Result<Ou
         scratch: scratch.clone(),
         dd_env: "bench".into(),
         services: scenario.services(),
+        cert: if scenario.topologies.iter().any(|t| t.protocol.tls()) {
+            Some(crate::certs::RunCert::make(&scratch)?)
+        } else {
+            None
+        },
     };
 
     let thresholds = Thresholds {
@@ -423,13 +427,13 @@ impl Runner<'_> {
             let mut running = self.up(t)?;
             let spec = LoadSpec {
                 mode: Mode::Closed,
-                connections: s.capacity.connections,
+                connections: t.connections.unwrap_or(s.capacity.connections),
                 warmup: s.capacity.warmup,
                 duration: s.capacity.measure,
-                ..self.load_spec(running.entry)
+                ..self.load_spec(t, &running)
             };
             let report = self.closed_loop(&spec, &mut running)?;
-            if results.capacity.is_empty() && self.wrk_checked.is_none() {
+            if results.capacity.is_empty() && self.wrk_checked.is_none() && spec.tls.is_none() {
                 self.wrk_checked =
                     Some(self.check_against_wrk(&spec, &mut running, report.achieved_rps)?);
             }
@@ -550,7 +554,7 @@ impl Runner<'_> {
                 mode: Mode::Open { rate },
                 warmup: self.scenario.calibration.warmup,
                 duration: self.scenario.calibration.measure,
-                ..self.load_spec(running.entry)
+                ..self.load_spec(t, &running)
             };
             let o = self.open_loop(&spec, &mut running)?;
             let step = CalibrationStep {
@@ -632,24 +636,31 @@ impl Runner<'_> {
         running.with_context(|| format!("cannot bring up topology {}", t.name))
     }
 
-    fn load_spec(&self, entry: SocketAddr) -> LoadSpec {
+    fn load_spec(&self, t: &TopologySpec, running: &Running) -> LoadSpec {
         let s = self.scenario;
         let r = &self.request;
+        let entry = running.entry;
         LoadSpec {
             addr: entry,
-            host_header: entry.to_string(),
+            host_header: match running.tls {
+                Some(_) => format!("{}:{}", crate::certs::SERVER_NAME, entry.port()),
+                None => entry.to_string(),
+            },
             method: r.method.clone(),
             path_and_query: r.path.clone(),
             body: vec![b'x'; r.body_bytes].into(),
             chunked: r.chunked,
             headers: Vec::new(),
-            connections: s.load.connections,
+            connections: t.connections.unwrap_or(s.load.connections),
             mode: Mode::Closed,
             warmup: s.load.warmup,
             duration: s.load.measure,
             threads: s.load.threads,
             request_timeout: Duration::from_secs(5),
             send_window: s.load.send_window,
+            tls: running.tls.clone(),
+            requests_per_connection: t.requests_per_connection,
+            h2_streams: (t.protocol == crate::scenario::Protocol::H2Tls).then_some(t.streams),
         }
     }
 
@@ -709,7 +720,7 @@ impl Runner<'_> {
     ) -> anyhow::Result<Trial> {
         let spec = LoadSpec {
             mode: Mode::Open { rate },
-            ..self.load_spec(running.entry)
+            ..self.load_spec(t, running)
         };
         let o = self.open_loop(&spec, running)?;
         let processes = usage::processes(&o.targets, &o.series, &o.window, &o.report);

@@ -241,10 +241,6 @@ pub struct LoadSettings {
     pub send_window: Option<Duration>,
 }
 
-fn one() -> usize {
-    1
-}
-
 /// Closed-loop capacity probe settings.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -359,6 +355,53 @@ pub struct TopologySpec {
     /// External: how long to wait for the listen port to answer.
     #[serde(default = "default_ready_timeout", with = "humantime_serde")]
     pub ready_timeout: Duration,
+    /// How the load generator talks to the front of the topology: `"h1"` (plain HTTP/1.1,
+    /// the default), `"h1+tls"` (HTTPS/1.1: the proxy terminates TLS 1.3 with the run's
+    /// own certificate; the app behind it still speaks plain HTTP/1.1) or `"h2+tls"`
+    /// (HTTP/2 over TLS 1.3, ALPN `h2`, `streams` concurrent streams per connection).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// `h2+tls`: concurrent streams per connection (each a sequential client).
+    #[serde(default = "one")]
+    pub streams: usize,
+    /// Load connections for this row, instead of `[load]`/`[capacity]` `connections`
+    /// (e.g. fewer HTTP/2 connections, each multiplexing `streams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
+    /// Open a new connection after this many requests (with TLS, a new handshake each
+    /// time: a handshake-heavy load). Unset: keep-alive for the whole trial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_connection: Option<u64>,
+    /// TLS: whether the load generator resumes sessions (tickets) on new connections.
+    /// `false`: every new connection makes a full handshake (how one is priced).
+    #[serde(default = "yes")]
+    pub tls_resumption: bool,
+}
+
+/// How the load generator talks to a topology's front.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Protocol {
+    /// Plain HTTP/1.1.
+    #[default]
+    #[serde(rename = "h1")]
+    H1,
+    /// HTTP/1.1 over TLS 1.3.
+    #[serde(rename = "h1+tls")]
+    H1Tls,
+    /// HTTP/2 over TLS 1.3 (ALPN `h2`).
+    #[serde(rename = "h2+tls")]
+    H2Tls,
+}
+
+impl Protocol {
+    /// Whether the front speaks TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, Protocol::H1Tls | Protocol::H2Tls)
+    }
+}
+
+fn one() -> usize {
+    1
 }
 
 fn default_ready_timeout() -> Duration {
@@ -605,6 +648,39 @@ impl Scenario {
                 }
                 _ => {}
             }
+            if t.protocol.tls() && matches!(t.kind, TopologyKind::Direct | TopologyKind::Hyper) {
+                return bad(
+                    key("protocol"),
+                    "the app serves plain HTTP/1.1: TLS is terminated by a proxy (use it on a proxied, nginx or external topology)".into(),
+                );
+            }
+            if t.streams == 0 || t.streams > 1000 {
+                return bad(
+                    key("streams"),
+                    format!("expected 1 to 1000, got {}", t.streams),
+                );
+            }
+            if t.streams != 1 && t.protocol != Protocol::H2Tls {
+                return bad(
+                    key("streams"),
+                    "streams are HTTP/2's: set protocol = \"h2+tls\"".into(),
+                );
+            }
+            if t.connections.is_some_and(|c| c == 0 || c > 10_000) {
+                return bad(key("connections"), "expected 1 to 10000".into());
+            }
+            if t.protocol == Protocol::H2Tls && t.requests_per_connection.is_some() {
+                return bad(
+                    key("requests_per_connection"),
+                    "HTTP/2 connections stay open: new connections per request are HTTP/1.1's (protocol = \"h1+tls\")".into(),
+                );
+            }
+            if t.requests_per_connection == Some(0) {
+                return bad(
+                    key("requests_per_connection"),
+                    "expected at least 1 (unset: keep-alive)".into(),
+                );
+            }
             if !t.proxy_args.is_empty() && t.kind != TopologyKind::Proxied {
                 return bad(
                     key("proxy_args"),
@@ -716,6 +792,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("rates[0]"), "{e}");
+    }
+
+    #[test]
+    fn tls_and_http2_rows_are_checked_where_they_are_written() {
+        let s = with(
+            "kind = \"proxied\"",
+            "kind = \"proxied\"\nprotocol = \"h2+tls\"\nstreams = 8",
+        )
+        .unwrap();
+        assert_eq!(s.topologies[1].protocol, Protocol::H2Tls);
+        assert_eq!(s.topologies[1].streams, 8);
+        for (replace, by, want) in [
+            (
+                "kind = \"direct\"",
+                "kind = \"direct\"\nprotocol = \"h1+tls\"",
+                "TLS is terminated by a proxy",
+            ),
+            (
+                "kind = \"proxied\"",
+                "kind = \"proxied\"\nstreams = 4",
+                "set protocol = \"h2+tls\"",
+            ),
+            (
+                "kind = \"proxied\"",
+                "kind = \"proxied\"\nprotocol = \"h2\"",
+                "unknown variant",
+            ),
+            (
+                "kind = \"proxied\"",
+                "kind = \"proxied\"\nprotocol = \"h2+tls\"\nrequests_per_connection = 1",
+                "HTTP/2 connections stay open",
+            ),
+            (
+                "kind = \"proxied\"",
+                "kind = \"proxied\"\nrequests_per_connection = 0",
+                "at least 1",
+            ),
+        ] {
+            let e = with(replace, by).unwrap_err().to_string();
+            assert!(e.contains("s.toml") && e.contains(want), "{by}: {e}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use nix::sys::signal::Signal;
 
 use std::sync::Arc;
 
+use crate::certs::RunCert;
 use crate::child::{Child, ChildError};
 use crate::compose;
 use crate::sample::Target;
@@ -48,6 +49,8 @@ pub struct Env {
     pub dd_env: String,
     /// The scenario's services (the TinyFish app unless a topology names another).
     pub services: Services,
+    /// The run's TLS certificate, when a topology terminates TLS (`protocol = "h1+tls"`).
+    pub cert: Option<RunCert>,
 }
 
 /// Why a topology could not be brought up.
@@ -88,6 +91,8 @@ pub struct Running {
     pub name: String,
     /// Where the load goes.
     pub entry: SocketAddr,
+    /// TLS at the front: the load generator's settings (trusting the run's certificate).
+    pub tls: Option<loadgen::ClientTls>,
     /// Children, app first; stopped in reverse order on drop.
     children: Vec<(String, String, Child)>,
     /// Compose mode: the project (taken down on drop) and its sampled containers.
@@ -230,9 +235,31 @@ fn program_availability(spec: &TopologySpec) -> Result<(), TopologyError> {
 
 /// Starts a topology and waits until it is ready.
 pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
+    let cert = match (spec.protocol.tls(), &env.cert) {
+        (false, _) => None,
+        (true, Some(c)) => Some(c),
+        (true, None) => {
+            return Err(TopologyError::Missing {
+                topology: spec.name.clone(),
+                program: String::new(),
+                hint: "protocol = \"h1+tls\" needs the run's certificate (a bug: the run makes one when a topology asks for TLS)".into(),
+            })
+        }
+    };
     let mut running = Running {
         name: spec.name.clone(),
         entry: SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls: match cert {
+            Some(c) => Some(
+                c.client(spec.tls_resumption)
+                    .map_err(|e| TopologyError::Io {
+                        topology: spec.name.clone(),
+                        what: format!("{e:#}"),
+                        source: std::io::Error::other("TLS client settings"),
+                    })?,
+            ),
+            None => None,
+        },
         children: Vec::new(),
         compose: None,
     };
@@ -300,12 +327,16 @@ pub fn up(spec: &TopologySpec, env: &Env) -> Result<Running, TopologyError> {
     let mut placeholders = Placeholders::default();
     placeholders.set("threads", env.proxy_threads.to_string());
     upstream.placeholders(&mut placeholders);
+    tls_placeholders(cert, &mut placeholders);
     let launch = |template| proxy_launch(spec, env, template, &placeholders);
     let (role, program, child) = match spec.kind {
         TopologyKind::Direct | TopologyKind::Hyper => return Ok(running),
         TopologyKind::Proxied => {
             let mut cmd = self_command(env, "proxy", "tinyfish-proxy");
             cmd.args(["--listen", "127.0.0.1:0", "--upstream", &upstream.spelled()]);
+            if let Some(cert) = cert {
+                cmd.arg("--config").arg(proxy_tls_config(spec, env, cert)?);
+            }
             cmd.args(&spec.proxy_args);
             let mut proxy = Child::spawn("proxy", cmd, Signal::SIGKILL)?;
             running.entry = proxy.wait_listening(READY_TIMEOUT)?;
@@ -390,6 +421,13 @@ pub struct ComposeEnv {
 /// Brings a topology up as a compose project (`compose/<topology>.yml` with the local
 /// agent), waits until it is healthy, and samples its app and proxy containers.
 pub fn up_compose(spec: &TopologySpec, env: &ComposeEnv) -> Result<Running, TopologyError> {
+    if spec.protocol.tls() {
+        return Err(TopologyError::Missing {
+            topology: spec.name.clone(),
+            program: String::new(),
+            hint: "compose mode runs plain HTTP topologies only (protocol = \"h1+tls\" runs as local processes)".into(),
+        });
+    }
     let topology = match spec.kind {
         TopologyKind::Direct => compose::Topology::Direct,
         TopologyKind::Proxied => compose::Topology::Proxied,
@@ -422,9 +460,59 @@ pub fn up_compose(spec: &TopologySpec, env: &ComposeEnv) -> Result<Running, Topo
     Ok(Running {
         name: spec.name.clone(),
         entry: project.entry(),
+        tls: None,
         children: Vec::new(),
         compose: Some((project, targets)),
     })
+}
+
+/// `{tls_cert}`, `{tls_key}` and `{tls_pem}` (certificate and key in one file) for a
+/// TLS topology's templates, and for NGINX's `{ssl}` (after `listen`: ` ssl http2`) and
+/// `{ssl_directives}`: TLS 1.3 only, tickets on, no session cache (as ours and HAProxy's
+/// defaults: resumption by ticket), empty for plain HTTP.
+fn tls_placeholders(cert: Option<&RunCert>, p: &mut Placeholders) {
+    let Some(c) = cert else {
+        p.set("ssl", "");
+        p.set("ssl_directives", "");
+        return;
+    };
+    p.set("tls_cert", c.cert.display().to_string());
+    p.set("tls_key", c.key.display().to_string());
+    p.set("tls_pem", c.pem.display().to_string());
+    // HTTP/2 offered by ALPN to whoever asks (`h2+tls` rows); `h1+tls` clients offer only
+    // http/1.1, so the same configuration serves both.
+    p.set("ssl", " ssl http2");
+    p.set(
+        "ssl_directives",
+        format!(
+            "ssl_certificate {}; ssl_certificate_key {}; ssl_protocols TLSv1.3; \
+             ssl_session_tickets on; ssl_session_cache off;",
+            c.cert.display(),
+            c.key.display()
+        ),
+    );
+}
+
+/// Our proxy's configuration file for a TLS topology: `[tls]` with the run's certificate
+/// (ALPN, versions and resumption at their defaults; the client offers only TLS 1.3 and
+/// `http/1.1`).
+fn proxy_tls_config(
+    spec: &TopologySpec,
+    env: &Env,
+    cert: &RunCert,
+) -> Result<PathBuf, TopologyError> {
+    let path = env.scratch.join(format!("{}-proxy.toml", spec.name));
+    let toml = format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.cert.display().to_string(),
+        cert.key.display().to_string()
+    );
+    std::fs::write(&path, toml).map_err(|source| TopologyError::Io {
+        topology: spec.name.clone(),
+        what: format!("cannot write {}", path.display()),
+        source,
+    })?;
+    Ok(path)
 }
 
 /// A proxy started from a template, listening on a free TCP port.

@@ -89,6 +89,12 @@ pub fn build(
             send_lag_us: latency(&report.send_lag_us),
             read_delay_us: latency(&report.read_delay_us),
             early_sends: report.early_sends,
+            tls_handshakes: report.tls.map(|t| model::Handshakes {
+                count: t.handshakes,
+                resumed: t.resumed,
+                p50_us: t.handshake_us.p50,
+                p99_us: t.handshake_us.p99,
+            }),
         },
     }
 }

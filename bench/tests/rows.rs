@@ -38,6 +38,7 @@ fn env(services: Services, scratch: &Path) -> Env {
         scratch: scratch.to_path_buf(),
         dd_env: "test".into(),
         services,
+        cert: None,
     }
 }
 
@@ -223,4 +224,85 @@ fn every_proxy_of_the_shootout_forwards_with_the_same_headers() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("{test}: rows run: {ran:?}");
+}
+
+#[test]
+fn every_tls_row_serves_https_with_the_runs_certificate_to_the_load_generator() {
+    let mut ran = Vec::new();
+    for file in ["tls.toml", "tls-handshake.toml"] {
+        let s = shipped(file);
+        let dir = scratch(file);
+        let mut env = env(s.services(), &dir);
+        env.cert = Some(bench::certs::RunCert::make(&dir).unwrap());
+        for t in s.topologies.iter().filter(|t| t.protocol.tls()) {
+            let Some(running) = up(file, t, &env) else {
+                continue;
+            };
+            let name = format!("{file} {}", t.name);
+            let tls = running
+                .tls
+                .clone()
+                .expect("a TLS row has the load generator's TLS");
+            let url = format!("https://localhost:{}/", running.entry.port());
+            let mut spec = loadgen::LoadSpec::from_url_with_tls(&url, Some(tls)).unwrap();
+            spec.addr = running.entry;
+            spec.connections = 2;
+            spec.mode = loadgen::Mode::Closed;
+            spec.warmup = std::time::Duration::from_millis(100);
+            spec.duration = std::time::Duration::from_millis(500);
+            spec.requests_per_connection = t.requests_per_connection;
+            spec.h2_streams = (t.protocol == bench::scenario::Protocol::H2Tls).then_some(t.streams);
+            let r = loadgen::run(&spec, &loadgen::Live::new()).unwrap();
+            assert!(
+                r.completed > 10,
+                "{name}: {} responses, errors {:?}",
+                r.completed,
+                r.errors
+            );
+            assert!(r.errors.is_empty(), "{name}: {:?}", r.errors);
+            assert_eq!(r.status_counts.get(&200), Some(&r.completed), "{name}");
+            let hs = r.tls.unwrap();
+            if t.requests_per_connection == Some(1) {
+                assert!(
+                    hs.handshakes + 4 >= r.completed,
+                    "{name}: {hs:?} for {}",
+                    r.completed
+                );
+                if t.tls_resumption {
+                    assert!(
+                        hs.resumed * 10 >= hs.handshakes * 8,
+                        "{name}: tickets resume: {hs:?}"
+                    );
+                } else {
+                    assert_eq!(hs.resumed, 0, "{name}: the row's client does not resume");
+                }
+            }
+            // Plain HTTP to the TLS port gets no HTTP 200: the row really speaks TLS only.
+            let mut plain = std::net::TcpStream::connect(running.entry).unwrap();
+            use std::io::{Read, Write};
+            plain
+                .set_read_timeout(Some(testkit::scaled(std::time::Duration::from_secs(5))))
+                .unwrap();
+            plain
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut got = Vec::new();
+            let _ = plain.read_to_end(&mut got);
+            assert!(
+                !String::from_utf8_lossy(&got).contains("200 OK"),
+                "{name}: plain HTTP answered on a TLS port: {:?}",
+                String::from_utf8_lossy(&got)
+            );
+            ran.push(name);
+            running.down();
+        }
+    }
+    for must in [
+        "tls.toml proxied-tls",
+        "tls.toml proxied-h2",
+        "tls-handshake.toml proxied-tls-new",
+    ] {
+        assert!(ran.iter().any(|r| r == must), "{must} did not run: {ran:?}");
+    }
+    eprintln!("TLS rows served: {ran:?}");
 }

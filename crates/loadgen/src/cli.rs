@@ -11,11 +11,12 @@ use bytes::Bytes;
 use crate::live::{Live, Phase};
 use crate::report::LoadReport;
 use crate::spec::{LoadSpec, Mode};
+use crate::tls::ClientTls;
 
 /// Flags of `bench load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Cli {
-    /// Target URL, plain http only, e.g. http://127.0.0.1:8080/path?query
+    /// Target URL, e.g. http://127.0.0.1:8080/path?query (https:// with --ca)
     #[arg(long, env = "LOADGEN_URL")]
     pub url: String,
     /// Keep-alive connections (each has at most one request in flight).
@@ -53,6 +54,21 @@ pub struct Cli {
     /// 1ms; default: room for 4 sends per wake-up at the rate, at most 1 ms.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub send_window: Option<Duration>,
+    /// https://: the PEM certificate (or CA) to trust; TLS 1.3, TLS_AES_128_GCM_SHA256.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// https://: the name the certificate is checked against (default: the URL's host).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// https://: no session resumption (every new connection makes a full handshake).
+    #[arg(long)]
+    pub no_resumption: bool,
+    /// HTTP/2 over TLS (https:// with --ca) with N concurrent streams per connection.
+    #[arg(long, value_name = "N")]
+    pub h2_streams: Option<usize>,
+    /// Open a new connection after this many requests (default: keep-alive).
+    #[arg(long, value_name = "N")]
+    pub requests_per_connection: Option<u64>,
     /// Write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -81,7 +97,17 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 impl Cli {
     /// The load spec these flags describe (resolves the host).
     pub fn to_spec(&self) -> Result<LoadSpec, crate::LoadError> {
-        let mut spec = LoadSpec::from_url(&self.url)?;
+        let tls = match &self.ca {
+            Some(ca) => {
+                let host = crate::spec::parse_url(&self.url)?.host;
+                let name = self.server_name.as_deref().unwrap_or(&host);
+                Some(ClientTls::from_ca_file(ca, name, !self.no_resumption)?)
+            }
+            None => None,
+        };
+        let mut spec = LoadSpec::from_url_with_tls(&self.url, tls)?;
+        spec.requests_per_connection = self.requests_per_connection;
+        spec.h2_streams = self.h2_streams;
         spec.connections = self.connections;
         spec.duration = self.duration;
         spec.warmup = self.warmup;

@@ -1,6 +1,7 @@
-//! One keep-alive HTTP/1.1 client connection over a non-blocking socket: the
+//! One keep-alive HTTP/1.1 client connection over a non-blocking socket, plain or TLS: the
 //! pre-serialised request written as-is (resumed when the socket takes only part of it),
-//! responses parsed in a reused buffer as they arrive. No allocation per request.
+//! responses parsed in a reused buffer as they arrive. No allocation per request (over TLS,
+//! rustls's own buffers).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::error::ErrorKind;
 use crate::parse::ResponseParser;
 use crate::socket::{ClientSocket, Received};
+use crate::tls::{ClientTls, Handshake, ReadError, TlsSession};
 
 /// Read buffer size: holds a response head (bodies are consumed as they arrive).
 const READ_BUF: usize = 16 * 1024;
@@ -43,11 +45,23 @@ pub(crate) struct Connection {
     consumed: usize,
     /// The read that brought the newest bytes.
     last: Option<Received>,
+    /// TLS: the session (plaintext in `buf`, ciphertext on the socket).
+    tls: Option<Box<TlsSession>>,
+    /// Requests started on this connection.
+    pub requests: u64,
 }
 
 impl Connection {
-    pub fn new(sock: ClientSocket, head_request: bool) -> Self {
-        Connection {
+    pub fn new(
+        sock: ClientSocket,
+        head_request: bool,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, ErrorKind> {
+        let tls = match tls {
+            Some(t) => Some(Box::new(TlsSession::new(t)?)),
+            None => None,
+        };
+        Ok(Connection {
             sock,
             buf: vec![0u8; READ_BUF].into_boxed_slice(),
             start: 0,
@@ -56,7 +70,9 @@ impl Connection {
             written: 0,
             consumed: 0,
             last: None,
-        }
+            tls,
+            requests: 0,
+        })
     }
 
     /// Starts a request: `Ok(true)` when all of it was written, `Ok(false)` when the socket
@@ -66,11 +82,20 @@ impl Connection {
         self.written = 0;
         self.consumed = 0;
         self.last = None;
+        self.requests += 1;
+        if let Some(tls) = self.tls.as_mut() {
+            tls.queue(request)?;
+            self.written = request.len();
+        }
         self.write_more(request)
     }
 
-    /// Writes more of the current request; `Ok(true)` once it is all written.
+    /// Writes more of the current request; `Ok(true)` once it is all written (over TLS: all
+    /// the socket can take now; during a handshake the request follows it from the read path).
     pub fn write_more(&mut self, request: &[u8]) -> Result<bool, ErrorKind> {
+        if let Some(tls) = self.tls.as_mut() {
+            return tls.flush(&self.sock);
+        }
         while self.written < request.len() {
             match self.sock.send(&request[self.written..]) {
                 Ok(0) => return Err(ErrorKind::Closed),
@@ -115,10 +140,27 @@ impl Connection {
                 self.end -= self.start;
                 self.start = 0;
             }
-            let got = match self.sock.recv(&mut self.buf[self.end..], cmsg) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(ErrorKind::from_io(&e)),
+            let got = match self.tls.as_mut() {
+                Some(tls) => {
+                    let mut received = None;
+                    let r = tls.read(&self.sock, &mut self.buf[self.end..], cmsg, &mut received);
+                    if let Some(r) = received {
+                        self.last = Some(r);
+                    }
+                    match r {
+                        Ok(n) => Received {
+                            n,
+                            ..self.last.unwrap_or_else(Received::now)
+                        },
+                        Err(ReadError::WouldBlock) => return Ok(None),
+                        Err(ReadError::Failed(kind)) => return Err(kind),
+                    }
+                }
+                None => match self.sock.recv(&mut self.buf[self.end..], cmsg) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => return Err(ErrorKind::from_io(&e)),
+                },
             };
             if got.n == 0 {
                 if self.parser.reads_until_close() {
@@ -143,14 +185,20 @@ impl Connection {
         self.consumed > 0 || self.start < self.end
     }
 
+    /// TLS: the handshake, once, when it has completed.
+    pub fn take_handshake(&mut self) -> Option<Handshake> {
+        self.tls.as_mut().and_then(|t| t.take_handshake())
+    }
+
+    /// Before the socket is dropped by our choice: TLS says close_notify.
+    pub fn goodbye(&mut self) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.close(&self.sock);
+        }
+    }
+
     fn completed(&self) -> Completed {
-        let now = Instant::now();
-        let last = self.last.unwrap_or(Received {
-            n: 0,
-            arrival: now,
-            read_delay: Duration::ZERO,
-            kernel: false,
-        });
+        let last = self.last.unwrap_or_else(Received::now);
         Completed {
             status: self.parser.status(),
             close: self.parser.will_close(),

@@ -16,8 +16,8 @@ pub enum LoadError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The URL uses a scheme other than `http`.
-    #[error("unsupported URL scheme in {url:?}: only http:// is supported (no TLS)")]
+    /// The URL uses a scheme other than `http` or `https`.
+    #[error("unsupported URL scheme in {url:?}: expected http:// or https://")]
     UnsupportedScheme {
         /// The URL as given.
         url: String,
@@ -70,11 +70,13 @@ pub enum ErrorKind {
     Parse,
     /// Any other I/O error.
     Io,
+    /// The TLS handshake or a record failed (a bad certificate, an alert, garbage).
+    Tls,
 }
 
 impl ErrorKind {
     /// Number of kinds (for per-kind counter arrays).
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     /// All kinds, in index order.
     pub const ALL: [ErrorKind; Self::COUNT] = [
         ErrorKind::ConnectRefused,
@@ -85,6 +87,7 @@ impl ErrorKind {
         ErrorKind::Timeout,
         ErrorKind::Parse,
         ErrorKind::Io,
+        ErrorKind::Tls,
     ];
 
     /// The stable name used as the key in reports and JSON.
@@ -98,6 +101,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Parse => "parse",
             ErrorKind::Io => "io",
+            ErrorKind::Tls => "tls",
         }
     }
 

@@ -153,6 +153,8 @@ pub(crate) fn run(
     let mut heap = BinaryHeap::with_capacity(socks.len());
     for (i, (sock, &id)) in socks.into_iter().zip(ids).enumerate() {
         waiter.add(sock.as_fd(), i, Interest::None)?;
+        let conn = Connection::new(sock, spec.is_head(), spec.tls.as_ref())
+            .map_err(|k| std::io::Error::other(format!("cannot start TLS: {}", k.as_str())))?;
         let sched = match spec.mode {
             Mode::Open { rate } => {
                 let s = Schedule::for_connection(w.t0, rate, spec.connections, id);
@@ -162,7 +164,7 @@ pub(crate) fn run(
             Mode::Closed => None,
         };
         slots.push(Slot {
-            conn: Some(Connection::new(sock, spec.is_head())),
+            conn: Some(conn),
             state: State::Idle,
             interest: Interest::None,
             sched,
@@ -502,7 +504,23 @@ impl Loop<'_> {
         // lengthen the latency measured.
         slot.lazy = self.open && !slot.lazy_off && done.kernel && done.bytes <= LAZY_MAX_BYTES;
         slot.last_arrival = arrival;
-        if done.close {
+        let mut recycle = false;
+        if let Some(conn) = slot.conn.as_mut() {
+            if let Some(h) = conn.take_handshake() {
+                if slot.measured {
+                    self.rec.handshake(h.took, h.resumed);
+                }
+            }
+            recycle = self
+                .ctx
+                .spec
+                .requests_per_connection
+                .is_some_and(|n| conn.requests >= n);
+            if recycle && !done.close {
+                conn.goodbye();
+            }
+        }
+        if done.close || recycle {
             self.close(i);
             self.reconnect(i);
         } else {
@@ -572,7 +590,14 @@ impl Loop<'_> {
                 }
                 let measured = now >= self.ctx.w.measure_start;
                 self.slots[i].measured_reconnect = measured;
-                self.slots[i].conn = Some(Connection::new(sock, self.ctx.spec.is_head()));
+                let spec = self.ctx.spec;
+                match Connection::new(sock, spec.is_head(), spec.tls.as_ref()) {
+                    Ok(c) => self.slots[i].conn = Some(c),
+                    Err(kind) => {
+                        self.connect_failed(i, kind);
+                        return;
+                    }
+                }
                 self.slots[i].lazy = false;
                 if done {
                     if measured {

@@ -1,4 +1,4 @@
-//! An HTTP/1.1 load generator for measuring servers and proxies honestly.
+//! An HTTP/1.1 load generator (plain or over TLS) for measuring servers and proxies honestly.
 //!
 //! Two ways to load a server over `connections` keep-alive connections:
 //!
@@ -24,10 +24,12 @@
 //! - [`spec`]: what to load ([`LoadSpec`], [`Mode`], URL parsing, the request bytes)
 //! - `parse`: incremental HTTP/1.x response parser (content-length, chunked, close)
 //! - `socket`: a non-blocking TCP socket whose reads carry kernel receive timestamps
+//! - `tls`: TLS over that socket with rustls ([`ClientTls`], one session per connection)
 //! - `connection`: one keep-alive client connection (request out, response in)
 //! - [`schedule`]: open-loop schedules and the learnt wake-up margin
 //! - `wait`: how a worker thread waits (nanosleep, or epoll with a timerfd)
 //! - `event_loop`: one worker thread's connections, the open and closed loops
+//! - `h2_loop`: a worker thread's HTTP/2 load (the `h2` crate on a one-thread tokio runtime)
 //! - `runner`: worker threads, the common start, merging into a [`LoadReport`], [`run`]
 //! - [`report`]: [`LoadReport`], latency summaries, timeline, percentile spectrum
 //! - `cpu`: the load generator's own CPU ([`CpuUsage`])
@@ -47,6 +49,7 @@ mod connection;
 mod cpu;
 mod error;
 mod event_loop;
+mod h2_loop;
 mod live;
 mod parse;
 pub mod report;
@@ -54,6 +57,7 @@ mod runner;
 pub mod schedule;
 mod socket;
 pub mod spec;
+mod tls;
 mod wait;
 
 pub use cli::{run_cli, Cli};
@@ -61,8 +65,11 @@ pub use cpu::CpuUsage;
 pub use error::{ErrorKind, LoadError};
 pub use live::{Live, LiveSnapshot, Phase};
 pub use parse::{ParseError, ResponseParser};
-pub use report::{percentile_spectrum, LatencySummary, LatencyUs, LoadReport, TimelinePoint};
+pub use report::{
+    percentile_spectrum, LatencySummary, LatencyUs, LoadReport, TimelinePoint, TlsHandshakes,
+};
 pub use runner::run;
 pub use schedule::LATE_THRESHOLD;
 pub use socket::TimestampSource;
 pub use spec::{parse_url, HttpTarget, LoadSpec, Mode};
+pub use tls::ClientTls;

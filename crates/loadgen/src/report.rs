@@ -207,6 +207,21 @@ pub struct LoadReport {
     pub timeline: Vec<TimelinePoint>,
     /// The load generator's own CPU over the measured window.
     pub cpu: CpuUsage,
+    /// TLS runs: the handshakes made for requests in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsHandshakes>,
+}
+
+/// What a TLS run's handshakes cost the client side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TlsHandshakes {
+    /// Handshakes completed for requests in the measured window (a new connection's first
+    /// request pays for one).
+    pub handshakes: u64,
+    /// Of those, resumed with a session ticket.
+    pub resumed: u64,
+    /// From the ClientHello's send to the server's Finished's arrival (kernel timestamp), µs.
+    pub handshake_us: LatencyUs,
 }
 
 impl LoadReport {
@@ -245,6 +260,10 @@ pub(crate) struct Recorder {
     pub abandoned: u64,
     pub reconnects: u64,
     pub timeline: Vec<[u64; 2]>,
+    /// TLS handshakes completed in the window, how many resumed, and their times (ns).
+    pub handshakes: u64,
+    pub resumed: u64,
+    pub handshake: Histogram<u64>,
 }
 
 impl Recorder {
@@ -272,6 +291,9 @@ impl Recorder {
             abandoned: 0,
             reconnects: 0,
             timeline: vec![[0; 2]; buckets],
+            handshakes: 0,
+            resumed: 0,
+            handshake: new_histogram(),
         }
     }
 
@@ -322,6 +344,14 @@ impl Recorder {
         }
     }
 
+    /// A TLS handshake completed for a request in the window.
+    pub fn handshake(&mut self, took: Duration, resumed: bool) {
+        self.handshakes += 1;
+        self.resumed += u64::from(resumed);
+        self.handshake
+            .saturating_record((took.as_nanos() as u64).max(1));
+    }
+
     /// A failed request in the window.
     pub fn error(&mut self, kind: ErrorKind, since_start: Duration) {
         self.errors[kind.index()] += 1;
@@ -352,6 +382,9 @@ impl Recorder {
         self.dropped += other.dropped;
         self.abandoned += other.abandoned;
         self.reconnects += other.reconnects;
+        self.handshakes += other.handshakes;
+        self.resumed += other.resumed;
+        let _ = self.handshake.add(&other.handshake);
         for (a, b) in self.timeline.iter_mut().zip(other.timeline.iter()) {
             a[0] += b[0];
             a[1] += b[1];

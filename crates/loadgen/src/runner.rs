@@ -15,7 +15,7 @@ use crate::cpu::{CpuUsage, ThreadCpu};
 use crate::error::{describe_connect_error, LoadError};
 use crate::event_loop::{self, Ctx, ThreadOutput, Windows};
 use crate::live::Live;
-use crate::report::{LatencyUs, LoadReport, Recorder};
+use crate::report::{LatencyUs, LoadReport, Recorder, TlsHandshakes};
 use crate::schedule::LATE_THRESHOLD;
 use crate::socket::{ClientSocket, TimestampSource};
 use crate::spec::{LoadSpec, Mode};
@@ -196,6 +196,11 @@ fn build_report(spec: &LoadSpec, rec: Recorder, cpus: &[ThreadCpu]) -> LoadRepor
         rate_note: (!notes.is_empty()).then(|| notes.join("; ")),
         timeline: rec.timeline_points(),
         cpu,
+        tls: spec.tls.as_ref().map(|_| TlsHandshakes {
+            handshakes: rec.handshakes,
+            resumed: rec.resumed,
+            handshake_us: LatencyUs::from_histogram(&rec.handshake),
+        }),
     }
 }
 
@@ -306,9 +311,11 @@ fn worker(
     if t0 > now {
         std::thread::sleep(t0 - now);
     }
-    event_loop::run(&ctx, &conn_ids, socks)
-        .map(Some)
-        .map_err(LoadError::Runtime)
+    let out = match spec.h2_streams {
+        Some(_) => crate::h2_loop::run(&ctx, &conn_ids, socks),
+        None => event_loop::run(&ctx, &conn_ids, socks),
+    };
+    out.map(Some).map_err(LoadError::Runtime)
 }
 
 fn connect_all(spec: &LoadSpec, n: usize) -> Result<Vec<ClientSocket>, LoadError> {

@@ -52,6 +52,18 @@ pub(crate) struct Received {
     pub kernel: bool,
 }
 
+impl Received {
+    /// A read of nothing, now, on the load generator's clock.
+    pub fn now() -> Self {
+        Received {
+            n: 0,
+            arrival: Instant::now(),
+            read_delay: Duration::ZERO,
+            kernel: false,
+        }
+    }
+}
+
 impl ClientSocket {
     /// Starts a non-blocking connect with `TCP_NODELAY` (and receive timestamps when
     /// `timestamps`); `Ok((socket, true))` when it completed at once (loopback often does),
@@ -102,6 +114,19 @@ impl ClientSocket {
         Ok(sock)
     }
 
+    /// Waits (blocking, at most `timeout`) until the socket has room to write.
+    pub fn wait_writable(&self, timeout: Duration) -> io::Result<()> {
+        let fd = self.stream.as_fd();
+        let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        loop {
+            match nix::poll::poll(&mut fds, ms) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => return r.map(|_| ()).map_err(io::Error::from),
+            }
+        }
+    }
+
     /// After writability: the connect's outcome.
     pub fn finish_connect(&self) -> io::Result<()> {
         match self.stream.take_error()? {
@@ -137,49 +162,65 @@ impl ClientSocket {
 
     /// Reads what has arrived, with its arrival time (`WouldBlock` when nothing).
     pub fn recv(&self, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<Received> {
-        let fd = self.stream.as_raw_fd();
-        let mut iov = [IoSliceMut::new(buf)];
-        let (n, stamp) = loop {
-            match recvmsg::<()>(fd, &mut iov, Some(&mut *cmsg), MsgFlags::empty()) {
-                Ok(msg) => {
-                    let stamp = msg.cmsgs().ok().and_then(|mut c| {
-                        c.find_map(|m| match m {
-                            ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
-                            _ => None,
-                        })
-                    });
-                    break (msg.bytes, stamp);
-                }
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        // The realtime clock first, then the monotonic one: the arrival computed below can
-        // only come out a few ns late, never early.
-        let real_now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let now = Instant::now();
-        let Some(ts) = stamp.filter(|_| self.timestamps && n > 0) else {
-            return Ok(Received {
-                n,
-                arrival: now,
-                read_delay: Duration::ZERO,
-                kernel: false,
-            });
-        };
-        // The delay is the difference of two realtime readings, the arrival and now; it is
-        // exact unless the realtime clock is stepped in between (slewing changes it by
-        // parts per million), and the caller never lets an arrival precede its send.
-        let stamped = Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().max(0) as u32);
-        let read_delay = real_now.saturating_sub(stamped);
-        Ok(Received {
-            n,
-            arrival: now.checked_sub(read_delay).unwrap_or(now),
-            read_delay,
-            kernel: true,
-        })
+        recv_stamped(self.stream.as_raw_fd(), buf, cmsg, self.timestamps)
     }
+
+    /// Gives the socket up as a std stream (for the HTTP/2 driver's runtime) and whether it
+    /// asked for receive timestamps.
+    pub fn into_std(self) -> (TcpStream, bool) {
+        (self.stream, self.timestamps)
+    }
+}
+
+/// One `recvmsg` on `fd` with its arrival time: the kernel's receive timestamp when
+/// `timestamps` (the socket has `SO_TIMESTAMPNS` on) and it came, else the read's own time.
+pub(crate) fn recv_stamped(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+    cmsg: &mut Vec<u8>,
+    timestamps: bool,
+) -> io::Result<Received> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let (n, stamp) = loop {
+        match recvmsg::<()>(fd, &mut iov, Some(&mut *cmsg), MsgFlags::empty()) {
+            Ok(msg) => {
+                let stamp = msg.cmsgs().ok().and_then(|mut c| {
+                    c.find_map(|m| match m {
+                        ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+                        _ => None,
+                    })
+                });
+                break (msg.bytes, stamp);
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    // The realtime clock first, then the monotonic one: the arrival computed below can
+    // only come out a few ns late, never early.
+    let real_now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let now = Instant::now();
+    let Some(ts) = stamp.filter(|_| timestamps && n > 0) else {
+        return Ok(Received {
+            n,
+            arrival: now,
+            read_delay: Duration::ZERO,
+            kernel: false,
+        });
+    };
+    // The delay is the difference of two realtime readings, the arrival and now; it is
+    // exact unless the realtime clock is stepped in between (slewing changes it by
+    // parts per million), and the caller never lets an arrival precede its send.
+    let stamped = Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().max(0) as u32);
+    let read_delay = real_now.saturating_sub(stamped);
+    Ok(Received {
+        n,
+        arrival: now.checked_sub(read_delay).unwrap_or(now),
+        read_delay,
+        kernel: true,
+    })
 }
 
 impl AsFd for ClientSocket {

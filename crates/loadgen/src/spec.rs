@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::error::LoadError;
+use crate::tls::ClientTls;
 
 /// How requests are paced.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,6 +62,14 @@ pub struct LoadSpec {
     /// more CPU than a request does on some virtual machines). `None`: automatic,
     /// [`SendWindow::auto`]. Zero: one wake-up per send (within the learnt wake margin).
     pub send_window: Option<Duration>,
+    /// TLS on every connection (`https://` URLs need it): the CA to trust, resumption.
+    pub tls: Option<ClientTls>,
+    /// Close each connection after this many requests and open a new one (with TLS, a
+    /// new handshake: how a handshake is priced). `None`: keep-alive for the whole run.
+    pub requests_per_connection: Option<u64>,
+    /// HTTP/2 (over TLS, ALPN `h2`) with this many concurrent streams per connection, each
+    /// a sequential client of its own (`connections × streams` in all). `None`: HTTP/1.1.
+    pub h2_streams: Option<usize>,
 }
 
 /// The automatic open-loop send window.
@@ -87,10 +96,29 @@ impl LoadSpec {
     /// A spec for `url` (`http://host[:port]/path?query`) with defaults: `GET`, 32 connections,
     /// closed loop, 1 s warm-up, 10 s measured, 1 thread, 5 s request timeout.
     ///
-    /// The host is resolved now (first address wins). `https://` is rejected: this load
-    /// generator speaks plain HTTP/1.1 only.
+    /// The host is resolved now (first address wins). An `https://` URL also needs
+    /// [`LoadSpec::tls`] set (the certificate to trust) before it runs.
     pub fn from_url(url: &str) -> Result<Self, LoadError> {
+        Self::from_url_with_tls(url, None)
+    }
+
+    /// [`LoadSpec::from_url`] for `http://` (with `tls` `None`) or `https://` (with the TLS
+    /// settings it needs: [`ClientTls`]).
+    pub fn from_url_with_tls(url: &str, tls: Option<ClientTls>) -> Result<Self, LoadError> {
         let target = parse_url(url)?;
+        match (target.https, tls.is_some()) {
+            (true, false) => {
+                return Err(LoadError::InvalidSpec(format!(
+                    "{url}: an https:// URL needs the CA certificate to trust (--ca FILE)"
+                )))
+            }
+            (false, true) => {
+                return Err(LoadError::InvalidSpec(format!(
+                    "{url}: TLS settings (--ca) given for an http:// URL: use https://"
+                )))
+            }
+            _ => {}
+        }
         let lookup = format!("{}:{}", target.host, target.port);
         let addr = lookup
             .to_socket_addrs()
@@ -118,6 +146,9 @@ impl LoadSpec {
             threads: 1,
             request_timeout: Duration::from_secs(5),
             send_window: None,
+            tls,
+            requests_per_connection: None,
+            h2_streams: None,
         })
     }
 
@@ -142,6 +173,30 @@ impl LoadSpec {
                     "rate must be a positive number of requests/s, got {rate}"
                 ));
             }
+        }
+        if let Some(m) = self.h2_streams {
+            if m == 0 || m > 1000 {
+                return bad(format!(
+                    "HTTP/2 streams per connection must be 1 to 1000, got {m}"
+                ));
+            }
+            if self.tls.is_none() {
+                return bad("HTTP/2 is spoken over TLS only (ALPN h2): use an https:// URL".into());
+            }
+            if self.requests_per_connection.is_some() {
+                return bad(
+                    "requests per connection apply to HTTP/1.1; HTTP/2 connections stay open"
+                        .into(),
+                );
+            }
+            if self.chunked {
+                return bad(
+                    "chunked request bodies are HTTP/1.1; HTTP/2 frames the body itself".into(),
+                );
+            }
+        }
+        if self.requests_per_connection == Some(0) {
+            return bad("requests per connection must be at least 1".into());
         }
         if self.duration.is_zero() {
             return bad("duration must be greater than zero".into());
@@ -253,9 +308,11 @@ pub struct HttpTarget {
     pub host_header: String,
     /// Path and query, `/` when absent.
     pub path_and_query: String,
+    /// `https://`: connections speak TLS (see [`LoadSpec::tls`]).
+    pub https: bool,
 }
 
-/// Parses `http://host[:port][/path][?query]`; no user info, no fragment sent.
+/// Parses `http[s]://host[:port][/path][?query]`; no user info, no fragment sent.
 pub fn parse_url(url: &str) -> Result<HttpTarget, LoadError> {
     let invalid = |reason: &str| LoadError::InvalidUrl {
         url: url.to_owned(),
@@ -264,15 +321,11 @@ pub fn parse_url(url: &str) -> Result<HttpTarget, LoadError> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(invalid("expected http://host[:port]/path"));
     };
-    if scheme.eq_ignore_ascii_case("https") {
+    let https = scheme.eq_ignore_ascii_case("https");
+    if !https && !scheme.eq_ignore_ascii_case("http") {
         return Err(LoadError::UnsupportedScheme {
             url: url.to_owned(),
         });
-    }
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(invalid(&format!(
-            "unsupported scheme {scheme:?}, expected http://"
-        )));
     }
     let rest = rest.split('#').next().unwrap_or_default();
     let (authority, path) = match rest.find(['/', '?']) {
@@ -308,6 +361,7 @@ pub fn parse_url(url: &str) -> Result<HttpTarget, LoadError> {
         return Err(invalid("invalid host"));
     }
     let port = match port {
+        None if https => 443,
         None => 80,
         Some(p) => p
             .parse::<u16>()
@@ -323,6 +377,7 @@ pub fn parse_url(url: &str) -> Result<HttpTarget, LoadError> {
         port,
         host_header: authority.to_owned(),
         path_and_query: path,
+        https,
     })
 }
 
@@ -353,7 +408,6 @@ mod tests {
         for bad in [
             "",
             "localhost:80",
-            "ftp://x/",
             "http://",
             "http://h:0/",
             "http://h:x/",
@@ -362,8 +416,11 @@ mod tests {
             let e = parse_url(bad).unwrap_err();
             assert!(matches!(e, LoadError::InvalidUrl { .. }), "{bad}: {e}");
         }
-        let e = parse_url("https://example.com/").unwrap_err();
-        assert!(e.to_string().contains("only http://"), "{e}");
+        let e = parse_url("ftp://example.com/").unwrap_err();
+        assert!(e.to_string().contains("http:// or https://"), "{e}");
+        let t = parse_url("https://example.com/x").unwrap();
+        assert!(t.https);
+        assert_eq!(t.port, 443);
     }
 
     #[test]

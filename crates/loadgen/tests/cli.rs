@@ -80,7 +80,11 @@ fn bad_flags_are_rejected_clearly() {
 #[test]
 fn bad_urls_are_rejected_clearly() {
     for (url, want) in [
-        ("https://example.com/", "only http:// is supported"),
+        ("ftp://example.com/", "expected http:// or https://"),
+        (
+            "https://127.0.0.1:1/",
+            "an https:// URL needs the CA certificate to trust (--ca FILE)",
+        ),
         (
             "example.com",
             "invalid URL \"example.com\": expected http://host[:port]/path",

@@ -62,7 +62,8 @@ pub fn summary_markdown(results: &Results) -> String {
             "## Ours head to head
 
 Our proxy minus each other proxy, paired per round (both \
-             ran in the same round), with the same exact intervals: negative means ours costs \
+             ran in the same round; a `<proxy>-<variant>` row against ours of the same variant, \
+             `proxied-<variant>`, where the run has it), with the same exact intervals: negative means ours costs \
              less; **n.s.** or _(noise)_ means the bench cannot tell the two apart.\n\n",
         );
         out.push_str(&crate::versus::versus_table(&versus).markdown());

@@ -414,6 +414,22 @@ pub struct LoadgenAccuracy {
     pub read_delay_us: Latency,
     /// Sends issued before their intended time (batched into an earlier wake-up).
     pub early_sends: u64,
+    /// TLS trials: the handshakes new connections made for requests in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshakes: Option<Handshakes>,
+}
+
+/// A TLS trial's handshakes, as the load generator saw them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Handshakes {
+    /// Handshakes completed (a new connection's first request pays for one).
+    pub count: u64,
+    /// Of those, resumed with a session ticket.
+    pub resumed: u64,
+    /// ClientHello sent to the server's Finished arriving (kernel timestamp), µs.
+    pub p50_us: f64,
+    /// 99th percentile of the same.
+    pub p99_us: f64,
 }
 
 /// CPU and memory of one role's process tree over a trial's measured window.

@@ -98,8 +98,8 @@ pub fn terminal_tables(results: &Results) -> String {
         out.push('\n');
         out.push_str(&wrap(
             &format!(
-                "Ours head to head: {OURS} − the other proxy, paired per round (the same exact \
-                 intervals); negative = ours costs less; n.s. = cannot be told apart"
+                "Ours head to head: {OURS} (or {OURS}-<variant> against <proxy>-<variant>) − \
+                 the other proxy, paired per round (the same exact intervals); negative = ours costs less; n.s. = cannot be told apart"
             ),
             WIDTH,
             "",

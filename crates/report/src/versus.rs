@@ -15,8 +15,26 @@ use crate::terminal::OURS;
 use crate::units::{self, fmt_cpu, fmt_estimate, fmt_mb, fmt_us};
 use crate::views::rate_mark;
 
+/// Which of our rows a topology is compared with: a row named `<proxy>-<variant>`
+/// (`nginx-tls`, `nginx-unix`) with ours of the same variant (`proxied-tls`,
+/// `proxied-unix`) when the run has it, every other row with `proxied`.
+pub fn ours_for<'a>(other: &str, topologies: &'a [String]) -> &'a str {
+    let same_variant = other
+        .split_once('-')
+        .map(|(_, variant)| format!("{OURS}-{variant}"))
+        .filter(|v| v != other);
+    let ours = same_variant.and_then(|v| topologies.iter().find(|t| **t == v));
+    match ours {
+        Some(t) => t,
+        None => topologies
+            .iter()
+            .find(|t| *t == OURS)
+            .map_or(OURS, |t| t.as_str()),
+    }
+}
+
 /// Ours against every other non-baseline topology that has a proxy process, at every rate
-/// where both ran in some round.
+/// where both ran in some round: each against ours of the same variant ([`ours_for`]).
 pub fn versus(results: &Results) -> Vec<VersusRow> {
     let Some(base) = summary::baseline(results) else {
         return Vec::new();
@@ -37,8 +55,9 @@ pub fn versus(results: &Results) -> Vec<VersusRow> {
         .collect();
     let mut rows = Vec::new();
     for &rate in &results.rates_rps {
-        let ours: Vec<&Trial> = results.trials(OURS, rate).collect();
         for other in &others {
+            let ours_name = ours_for(other, &topologies);
+            let ours: Vec<&Trial> = results.trials(ours_name, rate).collect();
             let pairs: Vec<(&Trial, &Trial)> = results
                 .trials(other, rate)
                 .filter_map(|o| ours.iter().find(|t| t.round == o.round).map(|t| (o, *t)))
@@ -55,7 +74,7 @@ pub fn versus(results: &Results) -> Vec<VersusRow> {
                 )
             };
             rows.push(VersusRow {
-                topology: OURS.to_string(),
+                topology: ours_name.to_string(),
                 other: (*other).clone(),
                 rate_rps: rate,
                 rounds: pairs.len(),
@@ -83,7 +102,8 @@ pub fn versus_rows(results: &Results) -> Vec<VersusRow> {
 pub fn versus_table(rows: &[VersusRow]) -> Table {
     let mut t = Table::new([
         ("rate", Align::Right),
-        ("ours against", Align::Left),
+        ("ours", Align::Left),
+        ("against", Align::Left),
         ("CPU µs/req", Align::Right),
         ("p50 µs", Align::Right),
         ("p99 µs", Align::Right),
@@ -92,6 +112,7 @@ pub fn versus_table(rows: &[VersusRow]) -> Table {
     for r in rows {
         t.row(vec![
             rate_mark(r.clean, r.rate_rps),
+            r.topology.clone(),
             r.other.clone(),
             fmt_estimate(&r.cpu_us_per_request, fmt_cpu),
             fmt_estimate(&r.p50_us, fmt_us),

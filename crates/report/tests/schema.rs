@@ -280,6 +280,7 @@ const OBJECTS: &[(&str, &str)] = &[
     ("ServerSide", "/results/0/server"),
     ("Quantiles", "/results/0/server/app_duration_us"),
     ("LoadgenAccuracy", "/results/0/loadgen"),
+    ("Handshakes", "/results/0/loadgen/tls_handshakes"),
     ("SummaryRow", "/summary/0"),
     ("AddedLatency", "/summary/0/added_latency_us"),
     ("Estimate", "/summary/0/added_latency_us/p50"),
@@ -337,6 +338,7 @@ const DEFAULTED: &[(&str, &[&str])] = &[
             "loadgen",
         ],
     ),
+    ("LoadgenAccuracy", &["tls_handshakes"]),
     ("Estimate", &["noise_floor", "measurable"]),
     ("SummaryRow", &["clean"]),
 ];

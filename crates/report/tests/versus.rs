@@ -105,3 +105,62 @@ fn a_run_without_our_proxy_or_another_proxy_has_no_head_to_head() {
     let no_ours = Fake::new(&["direct", "nginx"], &[RATE], 6, 1).build();
     assert!(no_ours.versus.is_empty());
 }
+
+#[test]
+fn a_proxy_variant_is_paired_with_ours_of_the_same_variant() {
+    // tls.toml's naming: nginx-tls against proxied-tls, nginx-tls-new against
+    // proxied-tls-new, a variant ours lacks (haproxy-tls has proxied-tls; caddy-h2 none)
+    // against plain proxied.
+    let names: Vec<String> = [
+        "direct",
+        "proxied",
+        "nginx",
+        "proxied-tls",
+        "nginx-tls",
+        "haproxy-tls",
+        "proxied-tls-new",
+        "nginx-tls-new",
+        "caddy-h2",
+    ]
+    .map(String::from)
+    .to_vec();
+    let pairs: Vec<(&str, &str)> = names[1..]
+        .iter()
+        .map(|o| (o.as_str(), report::versus::ours_for(o, &names)))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("proxied", "proxied"),
+            ("nginx", "proxied"),
+            ("proxied-tls", "proxied"),
+            ("nginx-tls", "proxied-tls"),
+            ("haproxy-tls", "proxied-tls"),
+            ("proxied-tls-new", "proxied"),
+            ("nginx-tls-new", "proxied-tls-new"),
+            ("caddy-h2", "proxied"),
+        ]
+    );
+    // And in a run's rows: each other row paired with ours of its variant.
+    let r = Fake::new(
+        &["direct", "proxied", "nginx", "proxied-tls", "nginx-tls"],
+        &[RATE],
+        6,
+        5,
+    )
+    .build();
+    let by_other: Vec<(&str, &str)> = r
+        .versus
+        .iter()
+        .map(|v| (v.other.as_str(), v.topology.as_str()))
+        .collect();
+    assert!(
+        by_other.contains(&("nginx-tls", "proxied-tls")),
+        "{by_other:?}"
+    );
+    assert!(by_other.contains(&("nginx", "proxied")), "{by_other:?}");
+    assert!(
+        by_other.contains(&("proxied-tls", "proxied")),
+        "{by_other:?}"
+    );
+}

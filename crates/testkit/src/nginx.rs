@@ -56,7 +56,9 @@ pub fn start(upstream: &impl Listening) -> Nginx {
         .replace("{threads}", "1")
         .replace("{listen}", &addr.to_string())
         .replace("{upstream}", &upstream.addr().to_string())
-        .replace("{prefix}", &dir.display().to_string());
+        .replace("{prefix}", &dir.display().to_string())
+        .replace("{ssl}", "")
+        .replace("{ssl_directives}", "");
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf).expect("write nginx.conf");
     let child = Command::new(&nginx)

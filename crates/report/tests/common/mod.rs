@@ -673,6 +673,12 @@ impl Fake {
                     max: 400.0,
                 },
                 early_sends: 0,
+                tls_handshakes: Some(Handshakes {
+                    count: requests / 100,
+                    resumed: requests / 200,
+                    p50_us: 180.0,
+                    p99_us: 420.0,
+                }),
             },
         }
     }
