@@ -190,6 +190,11 @@ impl Connection {
         self.tls.as_mut().and_then(|t| t.take_handshake())
     }
 
+    /// Why TLS failed on this connection, if it did.
+    pub fn tls_error(&mut self) -> Option<String> {
+        self.tls.as_mut().and_then(|t| t.error.take())
+    }
+
     /// Before the socket is dropped by our choice: TLS says close_notify.
     pub fn goodbye(&mut self) {
         if let Some(tls) = self.tls.as_mut() {

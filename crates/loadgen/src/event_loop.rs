@@ -548,6 +548,9 @@ impl Loop<'_> {
     /// The request in flight on slot `i` failed: count it, drop the connection, reconnect.
     fn fail(&mut self, i: usize, kind: ErrorKind) {
         let w = self.ctx.w;
+        if self.rec.tls_error.is_none() {
+            self.rec.tls_error = self.slots[i].conn.as_mut().and_then(Connection::tls_error);
+        }
         if self.slots[i].measured && matches!(self.slots[i].state, State::Waiting | State::Writing)
         {
             let now = Instant::now();

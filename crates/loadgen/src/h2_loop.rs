@@ -46,8 +46,10 @@ use crate::spec::Mode;
 const TICK: Duration = Duration::from_millis(20);
 /// Pause after a failed request before the slot's next send.
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
-/// How early a slot is woken before its intended send (the timer's granularity).
-const EARLY: Duration = Duration::from_millis(1);
+/// How early a slot is woken before its intended send: tokio's timer fires up to about 2 ms
+/// after a deadline (a 1 ms wheel, and the park rounded up to whole ms), so waking 2 ms early
+/// keeps sends from going out late; an early send is measured from when it went out.
+const EARLY: Duration = Duration::from_millis(2);
 
 /// A TCP stream whose reads record their kernel receive timestamp in `last`.
 struct Stamped {
@@ -143,7 +145,7 @@ pub(crate) fn run(
     let cpu = local.block_on(&rt, async {
         let mut conns = Vec::with_capacity(socks.len());
         for sock in socks {
-            conns.push(connect(ctx, sock).await);
+            conns.push(connect(&shared, sock).await);
         }
         let streams = spec.h2_streams.unwrap_or(1);
         let total = spec.connections * streams;
@@ -198,8 +200,8 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) 
 
 /// The TLS and HTTP/2 handshakes on one connected socket; the connection's driver runs as
 /// a task of its own.
-async fn connect(ctx: &Ctx<'_>, sock: ClientSocket) -> Result<H2Conn, ErrorKind> {
-    let Some(tls) = ctx.spec.tls.as_ref() else {
+async fn connect(shared: &Shared<'_>, sock: ClientSocket) -> Result<H2Conn, ErrorKind> {
+    let Some(tls) = shared.ctx.spec.tls.as_ref() else {
         return Err(ErrorKind::Tls);
     };
     let (std, timestamps) = sock.into_std();
@@ -212,10 +214,16 @@ async fn connect(ctx: &Ctx<'_>, sock: ClientSocket) -> Result<H2Conn, ErrorKind>
         last: last.clone(),
     };
     let connector = tokio_rustls::TlsConnector::from(tls.h2_config());
-    let tls_stream = connector
-        .connect(tls.server_name.clone(), io)
-        .await
-        .map_err(|_| ErrorKind::Tls)?;
+    let tls_stream = match connector.connect(tls.server_name.clone(), io).await {
+        Ok(s) => s,
+        Err(e) => {
+            let mut rec = shared.rec.borrow_mut();
+            if rec.tls_error.is_none() {
+                rec.tls_error = Some(e.to_string());
+            }
+            return Err(ErrorKind::Tls);
+        }
+    };
     let (send, connection) = h2::client::Builder::new()
         .handshake::<_, Bytes>(tls_stream)
         .await

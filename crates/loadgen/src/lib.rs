@@ -1,4 +1,6 @@
-//! An HTTP/1.1 load generator (plain or over TLS) for measuring servers and proxies honestly.
+//! An HTTP load generator for measuring servers and proxies honestly: HTTP/1.1, plain or over
+//! TLS (rustls), and HTTP/2 over TLS (the `h2` crate), each with `LoadSpec::tls`,
+//! `LoadSpec::h2_streams` and `LoadSpec::requests_per_connection` saying which.
 //!
 //! Two ways to load a server over `connections` keep-alive connections:
 //!

@@ -264,6 +264,8 @@ pub(crate) struct Recorder {
     pub handshakes: u64,
     pub resumed: u64,
     pub handshake: Histogram<u64>,
+    /// The first TLS failure, in rustls's words.
+    pub tls_error: Option<String>,
 }
 
 impl Recorder {
@@ -294,6 +296,7 @@ impl Recorder {
             handshakes: 0,
             resumed: 0,
             handshake: new_histogram(),
+            tls_error: None,
         }
     }
 
@@ -385,6 +388,9 @@ impl Recorder {
         self.handshakes += other.handshakes;
         self.resumed += other.resumed;
         let _ = self.handshake.add(&other.handshake);
+        if self.tls_error.is_none() {
+            self.tls_error.clone_from(&other.tls_error);
+        }
         for (a, b) in self.timeline.iter_mut().zip(other.timeline.iter()) {
             a[0] += b[0];
             a[1] += b[1];

@@ -148,6 +148,12 @@ fn build_report(spec: &LoadSpec, rec: Recorder, cpus: &[ThreadCpu]) -> LoadRepor
             rec.completed
         ));
     }
+    if let Some(e) = &rec.tls_error {
+        notes.push(format!(
+            "TLS failed ({e}): is the CA (--ca) the server's certificate or its issuer, and is \
+             the certificate for the URL's host (--server-name)?"
+        ));
+    }
     if rec.lazy_late > 0 {
         notes.push(format!(
             "{} response(s) were larger than a socket buffer holds and were read late once \

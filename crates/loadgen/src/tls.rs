@@ -124,6 +124,8 @@ pub(crate) struct TlsSession {
     reported: bool,
     /// The server sent close_notify (or the socket ended).
     eof: bool,
+    /// Why TLS failed, in rustls's words (the run's notes quote the first).
+    pub error: Option<String>,
 }
 
 impl std::fmt::Debug for TlsSession {
@@ -160,6 +162,7 @@ impl TlsSession {
             done_at: None,
             reported: false,
             eof: false,
+            error: None,
         })
     }
 
@@ -224,13 +227,19 @@ impl TlsSession {
             let handshaking = self.conn.is_handshaking();
             let mut data = &self.cipher[..got.n];
             while !data.is_empty() {
-                if self.conn.read_tls(&mut data).is_err() {
+                if let Err(e) = self.conn.read_tls(&mut data) {
+                    self.error = Some(e.to_string());
                     return Err(ReadError::Failed(ErrorKind::Tls));
                 }
-                let state = self
-                    .conn
-                    .process_new_packets()
-                    .map_err(|_| ReadError::Failed(ErrorKind::Tls))?;
+                let state = match self.conn.process_new_packets() {
+                    Ok(state) => state,
+                    Err(e) => {
+                        self.error = Some(e.to_string());
+                        // Tell the server why (the alert rustls queued), best effort.
+                        let _ = self.flush(sock);
+                        return Err(ReadError::Failed(ErrorKind::Tls));
+                    }
+                };
                 if state.peer_has_closed() {
                     self.eof = true;
                 }

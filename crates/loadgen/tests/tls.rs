@@ -181,6 +181,8 @@ fn http2_is_negotiated_by_alpn_a_server_without_h2_refuses_every_connection() {
     let r = loadgen::run(&s, &Live::new()).unwrap();
     assert_eq!(r.completed, 0, "{:?}", r.status_counts);
     assert!(r.error_count() > 0, "{:?}", r.errors);
+    let note = r.rate_note.unwrap_or_default();
+    assert!(note.contains("TLS failed ("), "{note}");
 }
 
 #[test]

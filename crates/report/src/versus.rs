@@ -40,12 +40,9 @@ pub fn versus(results: &Results) -> Vec<VersusRow> {
         return Vec::new();
     };
     let topologies = results.topologies();
-    if !topologies.iter().any(|t| t == OURS) {
-        return Vec::new();
-    }
     let others: Vec<&String> = topologies
         .iter()
-        .filter(|t| **t != base && *t != OURS)
+        .filter(|t| **t != base)
         .filter(|t| {
             results
                 .results
@@ -57,6 +54,9 @@ pub fn versus(results: &Results) -> Vec<VersusRow> {
     for &rate in &results.rates_rps {
         for other in &others {
             let ours_name = ours_for(other, &topologies);
+            if ours_name == other.as_str() || !topologies.iter().any(|t| t == ours_name) {
+                continue;
+            }
             let ours: Vec<&Trial> = results.trials(ours_name, rate).collect();
             let pairs: Vec<(&Trial, &Trial)> = results
                 .trials(other, rate)

@@ -61,7 +61,7 @@ fn ours_measurably_cheaper_than_nginx_is_stated_with_its_interval() {
     let table = report::terminal_tables(&r);
     let row = table
         .lines()
-        .skip_while(|l| !l.contains("Ours head to head: proxied − the other proxy"))
+        .skip_while(|l| !l.contains("Ours head to head: proxied (or proxied-<variant>"))
         .find(|l| l.contains("4000 req/s") && l.contains("nginx"));
     assert!(
         row.is_some_and(|l| l.contains(" [-") && l.contains("n.s.")),
