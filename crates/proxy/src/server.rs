@@ -104,15 +104,22 @@ impl Shared {
         let Some(tls) = &self.tls else {
             return;
         };
-        let Some(stream) = tls.accept(stream, self.limits.header).await else {
+        // Each stage boxed on its own: a future holds the state of its largest stage, so an
+        // idle HTTP/1.1 connection would otherwise carry the handshake's and HTTP/2's too.
+        let Some(stream) = Box::pin(tls.accept(stream, self.limits.header)).await else {
             self.metrics.handshake_failed();
             return;
         };
         if stream.selected_alpn_proto() == Some(pingora::protocols::ALPN::H2) {
             // pingora's HTTP/2 server: each stream is a session of pingora's proxy.
-            let _ = pingora::apps::ServerApp::process_new(&self.proxy, stream, shutdown).await;
+            let _ = Box::pin(pingora::apps::ServerApp::process_new(
+                &self.proxy,
+                stream,
+                shutdown,
+            ))
+            .await;
         } else {
-            crate::dispatch::serve(stream, peer, self, shutdown).await;
+            Box::pin(crate::dispatch::serve(stream, peer, self, shutdown)).await;
         }
     }
 }
