@@ -123,7 +123,7 @@ pub fn html(results: &Results) -> String {
     }
     let versus = crate::versus::versus_rows(results);
     if !versus.is_empty() {
-        out.push_str("<h2>Ours head to head</h2>\n<p class=\"note\">Our proxy minus each other proxy, paired per round (both ran in the same round; a <code>&lt;proxy&gt;-&lt;variant&gt;</code> row against ours of the same variant, <code>proxied-&lt;variant&gt;</code>, where the run has it), with the same exact intervals: negative means ours costs less; n.s. or (noise) means the bench cannot tell the two apart.</p>\n<div class=\"scroll\">\n");
+        out.push_str("<h2>Ours head to head</h2>\n<p class=\"note\">Our proxy minus each other proxy, paired per round (both ran in the same round; a <code>&lt;proxy&gt;-&lt;variant&gt;</code> row against ours of the same variant, <code>proxied-&lt;variant&gt;</code>, where the run has it, and a variant of ours against our nearest shorter one: <code>proxied-tls-new</code> against <code>proxied-tls</code> prices a handshake), with the same exact intervals: negative means ours costs less; n.s. or (noise) means the bench cannot tell the two apart.</p>\n<div class=\"scroll\">\n");
         out.push_str(&crate::versus::versus_table(&versus).html());
         out.push_str("</div>\n");
     }

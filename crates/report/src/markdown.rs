@@ -63,7 +63,9 @@ pub fn summary_markdown(results: &Results) -> String {
 
 Our proxy minus each other proxy, paired per round (both \
              ran in the same round; a `<proxy>-<variant>` row against ours of the same variant, \
-             `proxied-<variant>`, where the run has it), with the same exact intervals: negative means ours costs \
+             `proxied-<variant>`, where the run has it, and a variant of ours against our \
+             nearest shorter one: `proxied-tls-new` against `proxied-tls` prices a handshake), \
+             with the same exact intervals: negative means ours costs \
              less; **n.s.** or _(noise)_ means the bench cannot tell the two apart.\n\n",
         );
         out.push_str(&crate::versus::versus_table(&versus).markdown());

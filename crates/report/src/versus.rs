@@ -17,20 +17,25 @@ use crate::views::rate_mark;
 
 /// Which of our rows a topology is compared with: a row named `<proxy>-<variant>`
 /// (`nginx-tls`, `nginx-unix`) with ours of the same variant (`proxied-tls`,
-/// `proxied-unix`) when the run has it, every other row with `proxied`.
+/// `proxied-unix`) when the run has it, every other row with `proxied`; a variant of ours
+/// with the nearest shorter variant of ours the run has (`proxied-tls-new` with
+/// `proxied-tls`: what a handshake per request adds; `proxied-tls` with `proxied`).
 pub fn ours_for<'a>(other: &str, topologies: &'a [String]) -> &'a str {
-    let same_variant = other
-        .split_once('-')
-        .map(|(_, variant)| format!("{OURS}-{variant}"))
-        .filter(|v| v != other);
-    let ours = same_variant.and_then(|v| topologies.iter().find(|t| **t == v));
-    match ours {
-        Some(t) => t,
-        None => topologies
-            .iter()
-            .find(|t| *t == OURS)
-            .map_or(OURS, |t| t.as_str()),
+    let present = |name: &str| topologies.iter().find(|t| *t == name).map(String::as_str);
+    let plain = || present(OURS).unwrap_or(OURS);
+    if let Some(mut variant) = other.strip_prefix(&format!("{OURS}-")) {
+        while let Some((shorter, _)) = variant.rsplit_once('-') {
+            if let Some(t) = present(&format!("{OURS}-{shorter}")) {
+                return t;
+            }
+            variant = shorter;
+        }
+        return plain();
     }
+    other
+        .split_once('-')
+        .and_then(|(_, variant)| present(&format!("{OURS}-{variant}")))
+        .unwrap_or_else(plain)
 }
 
 /// Ours against every other non-baseline topology that has a proxy process, at every rate
