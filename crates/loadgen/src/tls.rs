@@ -35,8 +35,6 @@ pub struct ClientTls {
     pub config: Arc<ClientConfig>,
     /// The name the server's certificate is checked against (SNI too).
     pub server_name: ServerName<'static>,
-    /// Whether sessions are resumed (tickets), as the configuration was built.
-    pub resumption: bool,
 }
 
 impl ClientTls {
@@ -80,7 +78,6 @@ impl ClientTls {
         Ok(ClientTls {
             config: Arc::new(config),
             server_name,
-            resumption,
         })
     }
 
